@@ -1,0 +1,1 @@
+"""Capture of SQLAlchemy statements; knows nothing of pytest."""

@@ -1,0 +1,73 @@
+"""Find the user's frame for a statement, across threads and SQLAlchemy's asyncio greenlets."""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+from types import CodeType, FrameType
+
+from .querylog import CallSite
+
+
+def _package_dir(name: str) -> str | None:
+    module = sys.modules.get(name)
+    file = getattr(module, "__file__", None)
+    return os.path.dirname(os.path.abspath(file)) + os.sep if file else None
+
+
+def _skipped_prefixes() -> tuple[str, ...]:
+    prefixes = {
+        os.path.dirname(os.path.abspath(__file__)).rsplit(os.sep, 1)[0] + os.sep,  # this plugin
+    }
+    for name in ("sqlalchemy", "greenlet", "_pytest", "pytest", "pluggy", "pytest_asyncio", "xdist"):
+        directory = _package_dir(name)
+        if directory:
+            prefixes.add(directory)
+    return tuple(prefixes)
+
+
+def _standard_library() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The standard library's directories, and the site-packages inside them that are not stdlib."""
+    paths = sysconfig.get_paths()
+    stdlib = {os.path.abspath(paths[key]) + os.sep for key in ("stdlib", "platstdlib") if key in paths}
+    site = {os.path.abspath(paths[key]) + os.sep for key in ("purelib", "platlib") if key in paths}
+    return tuple(stdlib), tuple(site)
+
+
+class CallSiteFinder:
+    """Walks the stack to the first frame that is user code; the verdict per code object is cached.
+
+    Inside ``AsyncSession`` the statement runs in a greenlet whose stack ends at SQLAlchemy's
+    ``greenlet_spawn``; the user's coroutine is in the parent greenlet's suspended frame, so the walk
+    continues there.
+    """
+
+    def __init__(self) -> None:
+        self._prefixes = _skipped_prefixes()
+        self._stdlib, self._site_packages = _standard_library()
+        self._is_user: dict[CodeType, bool] = {}
+
+    def _user_code(self, code: CodeType) -> bool:
+        verdict = self._is_user.get(code)
+        if verdict is None:
+            filename = code.co_filename
+            path = os.path.abspath(filename)
+            in_stdlib = path.startswith(self._stdlib) and not path.startswith(self._site_packages)
+            verdict = not (filename.startswith("<") or in_stdlib or path.startswith(self._prefixes))
+            self._is_user[code] = verdict
+        return verdict
+
+    def find(self, frame: FrameType | None) -> CallSite | None:
+        greenlet_module = sys.modules.get("greenlet")
+        current = greenlet_module.getcurrent() if greenlet_module is not None else None
+        while True:
+            while frame is not None:
+                if self._user_code(frame.f_code):
+                    return CallSite(frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
+                frame = frame.f_back
+            parent = getattr(current, "parent", None)
+            if parent is None:
+                return None
+            current = parent
+            frame = parent.gr_frame

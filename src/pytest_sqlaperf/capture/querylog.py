@@ -1,0 +1,108 @@
+"""QueryLog (the statements of one scope) and Statement (one execution the database saw)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = ("select", "insert", "update", "delete", "ddl", "tcl", "other")
+
+
+@dataclass(frozen=True, slots=True)
+class CallSite:
+    """The user's frame that ran a statement: the first one outside SQLAlchemy, asyncio and us."""
+
+    path: str
+    line: int
+    function: str
+
+    @property
+    def relative_path(self) -> str:
+        """The path relative to the working directory when under it (as pytest shows paths)."""
+        cwd = os.getcwd()
+        if self.path.startswith(cwd + os.sep):
+            return self.path[len(cwd) + 1 :]
+        return self.path
+
+    def __str__(self) -> str:
+        return f"{self.relative_path}:{self.line} in {self.function}"
+
+
+@dataclass(slots=True, eq=False)
+class Statement:
+    """One statement sent to the database.
+
+    ``parameters`` are kept in memory only (for EXPLAIN and ``-v`` output) and are never written to
+    files unless the user asks. ``duration`` and ``rowcount`` are filled in after execution and stay
+    ``None`` when the statement failed.
+    """
+
+    sql: str
+    display_sql: str
+    fingerprint: str
+    kind: str
+    parameters: Any
+    executemany_rows: int
+    call_site: CallSite | None
+    lazy_load: str | None = None
+    connection: Any = field(default=None, repr=False)
+    duration: float | None = None
+    rowcount: int | None = None
+    started: float = 0.0
+
+
+class QueryLog:
+    """The statements run in one scope (a test's call phase, or a nested ``capture()`` block).
+
+    ``count`` and budgets leave out transaction control unless ``count_transaction_control``.
+    Appends come from any thread the test starts, so they are guarded by a lock.
+    """
+
+    __slots__ = ("_lock", "count_transaction_control", "name", "statements")
+
+    def __init__(self, name: str = "", *, count_transaction_control: bool = False) -> None:
+        self.name = name
+        self.count_transaction_control = count_transaction_control
+        self.statements: list[Statement] = []
+        self._lock = threading.Lock()
+
+    def append(self, statement: Statement) -> None:
+        with self._lock:
+            self.statements.append(statement)
+
+    def counts(self, statement: Statement) -> bool:
+        """Whether a statement counts toward budgets in this log."""
+        return self.count_transaction_control or statement.kind != "tcl"
+
+    @property
+    def counted(self) -> list[Statement]:
+        """The statements that count toward budgets, in the order they ran."""
+        return [s for s in self.statements if self.counts(s)]
+
+    @property
+    def count(self) -> int:
+        """How many statements count toward budgets so far."""
+        return sum(1 for s in self.statements if self.counts(s))
+
+    def count_by_kind(self) -> dict[str, int]:
+        """Counted statements per kind, every kind present (zero when none ran)."""
+        tally = Counter(s.kind for s in self.statements if self.counts(s))
+        return {kind: tally.get(kind, 0) for kind in KINDS}
+
+    def fingerprints(self) -> Counter[str]:
+        """How often each fingerprint ran among the counted statements."""
+        return Counter(s.fingerprint for s in self.statements if self.counts(s))
+
+    def clear(self) -> None:
+        """Drop the statements (and with them parameters and connections) once a record is made."""
+        with self._lock:
+            self.statements = []
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __repr__(self) -> str:
+        return f"<QueryLog {self.name!r} count={self.count} statements={len(self.statements)}>"

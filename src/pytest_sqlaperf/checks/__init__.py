@@ -1,0 +1,1 @@
+"""Checks over a QueryLog; knows nothing of pytest."""

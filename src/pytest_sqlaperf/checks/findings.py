@@ -1,0 +1,18 @@
+"""Finding: one problem a check found, with where it happened, the evidence and the fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..capture.querylog import CallSite
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: what kind, where (the user's call site), the evidence and how to fix it."""
+
+    kind: str
+    message: str
+    call_site: CallSite | None = None
+    evidence: tuple[str, ...] = field(default_factory=tuple)
+    fix: str | None = None

@@ -1,0 +1,205 @@
+"""The fixtures users request: database URLs, engines, isolated sessions, and the test's query log."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, final
+
+import pytest
+import pytest_asyncio
+
+from .capture.querylog import QueryLog, Statement
+from .checks import budget as budget_check
+from .markers import max_queries_marker
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+    from sqlalchemy.orm import Session
+
+    from .plugin import SqlaperfPlugin
+    from .provision import WorkerDatabase
+
+
+class BudgetExceeded(AssertionError):
+    """A ``with sqlaperf.max_queries(...)`` block ran more statements than it allows."""
+
+
+@final
+class Sqlaperf:
+    """The current test's query log: what its call phase ran so far, and budgets for blocks of it.
+
+    Statements of fixture set-up are not in it; statements from threads the test starts are.
+    """
+
+    def __init__(self, plugin: SqlaperfPlugin, log: QueryLog, *, show_parameters: bool) -> None:
+        self._plugin = plugin
+        self._log = log
+        self._show_parameters = show_parameters
+
+    @property
+    def log(self) -> QueryLog:
+        """The test's QueryLog."""
+        return self._log
+
+    @property
+    def count(self) -> int:
+        """Statements counted so far (transaction control left out unless configured)."""
+        return self._log.count
+
+    @property
+    def statements(self) -> list[Statement]:
+        """Every statement so far, transaction control included, in the order they ran."""
+        return list(self._log.statements)
+
+    def count_by_kind(self) -> dict[str, int]:
+        """Counted statements per kind: select, insert, update, delete, ddl, tcl, other."""
+        return self._log.count_by_kind()
+
+    @contextmanager
+    def capture(self) -> Iterator[QueryLog]:
+        """A nested scope: ``with sqlaperf.capture() as log:`` collects the block's statements.
+
+        They count toward the test as well.
+        """
+        log = QueryLog(
+            "capture()", count_transaction_control=self._log.count_transaction_control
+        )
+        with self._plugin.recorder.recording(log):
+            yield log
+
+    @contextmanager
+    def max_queries(
+        self,
+        n: int | None = None,
+        *,
+        select: int | None = None,
+        insert: int | None = None,
+        update: int | None = None,
+        delete: int | None = None,
+    ) -> Iterator[QueryLog]:
+        """A block budget: ``with sqlaperf.max_queries(2):`` fails if the block runs more."""
+        __tracebackhide__ = True
+        limit = max_queries_marker(n, select=select, insert=insert, update=update, delete=delete)
+        with self.capture() as log:
+            yield log
+        finding = budget_check.check(log, limit, show_parameters=self._show_parameters)
+        if finding is not None:
+            raise BudgetExceeded("\n".join((finding.message, *finding.evidence)))
+
+    def __repr__(self) -> str:
+        return f"<sqlaperf count={self.count}>"
+
+
+def _plugin(config: pytest.Config) -> SqlaperfPlugin:
+    from .plugin import plugin_of
+
+    return plugin_of(config)
+
+
+@pytest.fixture(scope="session")
+def sqlaperf_database(request: pytest.FixtureRequest) -> WorkerDatabase:
+    """This run's (or this xdist worker's) own database, cloned from the template.
+
+    The server starts on first use: embedded by default, or the one chosen by --sqlaperf-backend.
+    """
+    return _plugin(request.config).worker_database()
+
+
+@pytest.fixture(scope="session")
+def sqlaperf_url(sqlaperf_database: WorkerDatabase) -> str:
+    """URL (``postgresql+psycopg://``) of this run's own database, with the schema created."""
+    return sqlaperf_database.url
+
+
+@pytest.fixture(scope="session")
+def sqlaperf_async_url(sqlaperf_database: WorkerDatabase) -> str:
+    """URL (``postgresql+asyncpg://``) of this run's own database, with the schema created."""
+    return sqlaperf_database.async_url
+
+
+@pytest.fixture(scope="session")
+def sqlaperf_engine(sqlaperf_url: str) -> Iterator[Engine]:
+    """A synchronous SQLAlchemy Engine (psycopg) on this run's database; disposed at the end."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(sqlaperf_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlaperf_async_engine(sqlaperf_async_url: str) -> Iterator[AsyncEngine]:
+    """An asyncio SQLAlchemy AsyncEngine (asyncpg) on this run's database.
+
+    It keeps no pooled connections, so it serves tests on any event loop (asyncpg connections are
+    bound to the loop that opened them, and pytest-asyncio gives each test its own loop by default).
+    """
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_async_engine(sqlaperf_async_url, poolclass=NullPool)
+    yield engine
+    engine.sync_engine.dispose()
+
+
+@pytest.fixture
+def sqlaperf_session(sqlaperf_engine: Engine) -> Iterator[Session]:
+    """A Session in a transaction rolled back after the test: all it writes, commits included.
+
+    ``session.commit()`` inside the test releases a SAVEPOINT instead of committing, so code under
+    test behaves as usual while nothing reaches other tests.
+    """
+    from sqlalchemy.orm import Session
+
+    with sqlaperf_engine.connect() as connection:
+        transaction = connection.begin()
+        session = Session(bind=connection, join_transaction_mode="create_savepoint")
+        try:
+            yield session
+        finally:
+            session.close()
+            transaction.rollback()
+
+
+@pytest_asyncio.fixture
+async def sqlaperf_async_session(sqlaperf_async_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """An AsyncSession in a transaction rolled back after the test: all it writes, commits included.
+
+    The asyncio twin of ``sqlaperf_session`` (asyncpg); works under pytest-asyncio strict and auto.
+    """
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    async with sqlaperf_async_engine.connect() as connection:
+        transaction = await connection.begin()
+        session = AsyncSession(bind=connection, join_transaction_mode="create_savepoint")
+        try:
+            yield session
+        finally:
+            await session.close()
+            await transaction.rollback()
+
+
+@pytest.fixture
+def sqlaperf(request: pytest.FixtureRequest) -> Sqlaperf:
+    """The current test's query log: ``count``, ``statements``, ``count_by_kind()``,
+    ``with sqlaperf.capture() as log:`` and ``with sqlaperf.max_queries(2):``.
+    """
+    plugin = _plugin(request.config)
+    return Sqlaperf(
+        plugin, plugin.log_of(request.node), show_parameters=plugin.show_parameters
+    )
+
+
+__all__: list[str] = []
+_FIXTURES: tuple[Any, ...] = (
+    sqlaperf_database,
+    sqlaperf_url,
+    sqlaperf_async_url,
+    sqlaperf_engine,
+    sqlaperf_async_engine,
+    sqlaperf_session,
+    sqlaperf_async_session,
+    sqlaperf,
+)

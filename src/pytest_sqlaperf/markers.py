@@ -1,0 +1,93 @@
+"""Marker signatures and their validation: a function per marker, with the marker's signature."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from .checks.budget import Budget
+
+
+class MarkerError(ValueError):
+    """A marker was given arguments it cannot take; the message names the argument."""
+
+
+def _limit(name: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MarkerError(f"{name} must be a whole number >= 0, got {value!r}")
+    if value < 0:
+        raise MarkerError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def max_queries_marker(
+    n: int | None = None,
+    *,
+    select: int | None = None,
+    insert: int | None = None,
+    update: int | None = None,
+    delete: int | None = None,
+) -> Budget:
+    """max_queries(n=None, *, select=None, insert=None, update=None, delete=None)."""
+    per_kind = {
+        kind: limit
+        for kind, limit in (
+            ("select", _limit("select", select)),
+            ("insert", _limit("insert", insert)),
+            ("update", _limit("update", update)),
+            ("delete", _limit("delete", delete)),
+        )
+        if limit is not None
+    }
+    total = _limit("n", n)
+    if total is None and not per_kind:
+        raise MarkerError("give a limit: max_queries(3), or per kind, e.g. max_queries(select=2)")
+    return Budget(total=total, per_kind=per_kind)
+
+
+@dataclass(frozen=True)
+class MarkerSpec:
+    """A marker: its name, the function that validates its arguments, its signature and help."""
+
+    name: str
+    validate: Callable[..., Any]
+    signature: str
+    help: str
+
+    @property
+    def line(self) -> str:
+        """The ``markers`` ini line: the signature first, as ``pytest --markers`` shows them."""
+        return f"{self.signature}: {self.help}"
+
+
+MARKERS: tuple[MarkerSpec, ...] = (
+    MarkerSpec(
+        "max_queries",
+        max_queries_marker,
+        "max_queries(n=None, *, select=None, insert=None, update=None, delete=None)",
+        "fail the test when its call phase runs more statements than n in all, or more of a "
+        "kind than its limit; fixture set-up and transaction control do not count",
+    ),
+)
+
+
+def parse(mark: pytest.Mark, nodeid: str) -> Any:
+    """Validate one marker's arguments; a bad call fails set-up with one line, no traceback."""
+    spec = next(spec for spec in MARKERS if spec.name == mark.name)
+    try:
+        return spec.validate(*mark.args, **mark.kwargs)
+    except TypeError as error:
+        reason = str(error).replace(f"{spec.validate.__name__}()", f"{spec.name}()")
+        reason = f"{reason}; the signature is {spec.signature}"
+    except MarkerError as error:
+        reason = str(error)
+    pytest.fail(f"{nodeid}: bad marker @pytest.mark.{spec.name}: {reason}", pytrace=False)
+
+
+max_queries = pytest.mark.max_queries
+"""``@max_queries(3)`` is ``@pytest.mark.max_queries(3)``, importable for type checkers and IDEs."""

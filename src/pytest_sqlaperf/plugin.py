@@ -1,0 +1,263 @@
+"""pytest hooks and wiring: options, markers, the per-test lifecycle and the terminal summary."""
+
+from __future__ import annotations
+
+import importlib
+import secrets
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from . import hookspecs, markers, settings
+from .capture.listeners import Recorder
+from .capture.querylog import QueryLog
+from .checks import budget as budget_check
+from .errors import SqlaperfError
+from .fixtures import (  # noqa: F401  # pytest finds fixtures in the plugin module's namespace
+    sqlaperf,
+    sqlaperf_async_engine,
+    sqlaperf_async_session,
+    sqlaperf_async_url,
+    sqlaperf_database,
+    sqlaperf_engine,
+    sqlaperf_session,
+    sqlaperf_url,
+)
+from .reports import terminal
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from .checks.budget import Budget
+    from .provision import Provisioner, WorkerDatabase
+
+PLUGIN_KEY = pytest.StashKey["SqlaperfPlugin"]()
+LOG_KEY = pytest.StashKey[QueryLog]()
+BUDGET_KEY = pytest.StashKey["Budget | None"]()
+VIOLATION_KEY = pytest.StashKey["str | None"]()
+RECORD_ATTRIBUTE = "sqlaperf"
+"""Name of the TestReport attribute carrying a test's record (it survives xdist serialization)."""
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sqlaperf", "SQLAlchemy performance (pytest-sqlaperf)")
+    for option in settings.OPTIONS:
+        if option.flag:
+            if option.ini_type == "bool":
+                group.addoption(
+                    option.cli, action="store_true", default=None, dest=option.dest, help=option.help
+                )
+            else:
+                group.addoption(option.cli, default=None, dest=option.dest, help=option.help)
+        parser.addini(option.ini, option.help, type=option.ini_type, default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for spec in markers.MARKERS:
+        config.addinivalue_line("markers", spec.line)
+    try:
+        resolved = settings.resolve(config)
+    except settings.SettingsError as error:
+        raise pytest.UsageError(str(error)) from None
+    plugin = SqlaperfPlugin(config, resolved)
+    config.stash[PLUGIN_KEY] = plugin
+    config.pluginmanager.register(plugin, "sqlaperf-session")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    plugin = config.stash.get(PLUGIN_KEY, None)
+    if plugin is not None:
+        del config.stash[PLUGIN_KEY]
+        config.pluginmanager.unregister(plugin)
+        plugin.close()
+
+
+def plugin_of(config: pytest.Config) -> SqlaperfPlugin:
+    """The run's plugin object (raises a usage error if the plugin was not configured)."""
+    plugin = config.stash.get(PLUGIN_KEY, None)
+    if plugin is None:
+        raise pytest.UsageError("pytest-sqlaperf is not active in this run (was it disabled with -p no:sqlaperf?)")
+    return plugin
+
+
+def _load_attribute(reference: str) -> Any:
+    module_name, _, attribute_path = reference.partition(":")
+    try:
+        value: Any = importlib.import_module(module_name.strip())
+    except Exception as error:  # any import failure is the user's to fix; say which
+        raise SqlaperfError(
+            f"sqlaperf_metadata = {reference!r}: cannot import {module_name!r} "
+            f"({type(error).__name__}: {error}); check the name and that it is importable "
+            "(e.g. set pythonpath in your pytest configuration)"
+        ) from None
+    for part in attribute_path.strip().split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            raise SqlaperfError(
+                f"sqlaperf_metadata = {reference!r}: {module_name} has no attribute "
+                f"{attribute_path!r}; point it at a MetaData, e.g. myapp.models:Base.metadata"
+            ) from None
+    return value
+
+
+class SqlaperfPlugin:
+    """The run's state: settings, the statement recorder, the database provisioner and records."""
+
+    def __init__(self, config: pytest.Config, resolved: settings.Settings) -> None:
+        self.config = config
+        self.settings = resolved
+        self.recorder = Recorder()
+        self.recorder.install()
+        self.records: list[dict[str, Any]] = []
+        self._provisioner: Provisioner | None = None
+        self._database: WorkerDatabase | None = None
+        self._handoff_error: str | None = None
+        self._server_description: str | None = None
+        workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+        self._handoff: dict[str, Any] | None = None
+        if workerinput is not None and "sqlaperf" in workerinput:
+            self.run_id = workerinput["sqlaperf"]["run_id"]
+            self._handoff = workerinput["sqlaperf"].get("handoff")
+            self._handoff_error = workerinput["sqlaperf"].get("error")
+            self._worker_id: str = workerinput.get("workerid", "worker")
+        else:
+            self.run_id = secrets.token_hex(6)
+            self._worker_id = "main"
+
+    @property
+    def show_parameters(self) -> bool:
+        return self.settings.show_params or self.config.get_verbosity() > 0
+
+    # -- databases ------------------------------------------------------------------------------
+
+    def _setup_database(self, connection: Connection) -> None:
+        if self.settings.metadata is not None:
+            metadata = _load_attribute(self.settings.metadata)
+            create_all = getattr(metadata, "create_all", None)
+            if create_all is None:
+                raise SqlaperfError(
+                    f"sqlaperf_metadata = {self.settings.metadata!r} is a "
+                    f"{type(metadata).__name__}, not a MetaData; point it at one, "
+                    "e.g. myapp.models:Base.metadata"
+                )
+            create_all(connection)
+        self.config.hook.pytest_sqlaperf_setup_database(connection=connection)
+
+    def _get_provisioner(self) -> Provisioner:
+        if self._provisioner is None:
+            from .provision import Provisioner
+
+            self._provisioner = Provisioner(
+                self.settings, self.run_id, self._setup_database, attached=self._handoff
+            )
+        return self._provisioner
+
+    def worker_database(self) -> WorkerDatabase:
+        """This process's database (started on first use); a set-up failure fails the test."""
+        if self._handoff_error is not None:
+            pytest.fail(self._handoff_error, pytrace=False)
+        if self._database is None:
+            try:
+                with self.recorder.paused():
+                    self._database = self._get_provisioner().database(self._worker_id)
+            except SqlaperfError as error:
+                self._handoff_error = str(error)
+            if self._handoff_error is not None:  # failed outside the except: no chained traceback
+                pytest.fail(self._handoff_error, pytrace=False)
+        return self._database
+
+    def close(self) -> None:
+        self.recorder.uninstall()
+        if self._provisioner is not None:
+            self._provisioner.close()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """xdist controller: one server and template for all workers, started before they are."""
+        entry: dict[str, Any] = {"run_id": self.run_id}
+        try:
+            entry["handoff"] = self._get_provisioner().handoff()
+        except SqlaperfError as error:
+            entry["error"] = str(error)
+        node.workerinput["sqlaperf"] = entry
+
+    # -- per test -------------------------------------------------------------------------------
+
+    def log_of(self, item: pytest.Item) -> QueryLog:
+        """The test's QueryLog (made at set-up; it records during the call phase only)."""
+        log = item.stash.get(LOG_KEY, None)
+        if log is None:
+            log = QueryLog(
+                item.nodeid, count_transaction_control=self.settings.count_transaction_control
+            )
+            item.stash[LOG_KEY] = log
+        return log
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        mark = item.get_closest_marker("max_queries")
+        item.stash[BUDGET_KEY] = None if mark is None else markers.parse(mark, item.nodeid)
+        self.log_of(item)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        log = self.log_of(item)
+        with self.recorder.recording(log):
+            result = yield
+        limit = item.stash.get(BUDGET_KEY, None)
+        if limit is not None:
+            finding = budget_check.check(log, limit, show_parameters=self.show_parameters)
+            if finding is not None:
+                item.stash[VIOLATION_KEY] = finding.message
+                pytest.fail("\n".join((finding.message, *finding.evidence)), pytrace=False)
+        return result
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if call.when == "call":
+            log = item.stash.get(LOG_KEY, None)
+            if log is not None:
+                budget = item.stash.get(BUDGET_KEY, None)
+                record = terminal.make_record(
+                    item.nodeid,
+                    log,
+                    None if budget is None else budget.describe(),
+                    item.stash.get(VIOLATION_KEY, None),
+                    report.outcome,
+                )
+                setattr(report, RECORD_ATTRIBUTE, record)
+                report.user_properties.append(("sqlaperf_statements", record["count"]))
+        return report
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
+        try:
+            return (yield)
+        finally:
+            log = item.stash.get(LOG_KEY, None)
+            if log is not None:
+                log.clear()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record = getattr(report, RECORD_ATTRIBUTE, None)
+        if record is not None and report.when == "call":
+            self.records.append(record)
+
+    # -- terminal -------------------------------------------------------------------------------
+
+    def pytest_report_header(self, config: pytest.Config) -> str:
+        return terminal.header(self.settings)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        provisioner = self._provisioner
+        info = provisioner.info if provisioner is not None else None
+        terminal.summary(terminalreporter, self.records, info)
