@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
-
 # Imported here so that pytester's in-process runs find them already imported: a module first
 # imported inside an inner run is dropped after it; SQLAlchemy then warns when its dialects
 # register their SQL functions a second time, and C extensions (asyncpg) crash when re-imported.
 import asyncpg  # noqa: F401
 import greenlet  # noqa: F401
 import psycopg  # noqa: F401
-import sqlalchemy.dialects.postgresql.asyncpg  # noqa: F401
-import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
+import pytest
+import sqlalchemy.dialects.postgresql.asyncpg
+import sqlalchemy.dialects.postgresql.psycopg
 import sqlalchemy.ext.asyncio  # noqa: F401
 
-MODELS = '''
+MODELS = """
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -36,7 +35,7 @@ class Book(Base):
     title: Mapped[str] = mapped_column(String(100))
     author_id: Mapped[int] = mapped_column(ForeignKey("authors.id"))
     author: Mapped[Author] = relationship(back_populates="books")
-'''
+"""
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The fixtures users request: database URLs, engines, isolated sessions, and the test's query log."""
+"""The fixtures users request: database URLs, engines, isolated sessions and the query log."""
 
 from __future__ import annotations
 
@@ -63,9 +63,7 @@ class Sqlaperf:
 
         They count toward the test as well.
         """
-        log = QueryLog(
-            "capture()", count_transaction_control=self._log.count_transaction_control
-        )
+        log = QueryLog("capture()", count_transaction_control=self._log.count_transaction_control)
         with self._plugin.recorder.recording(log):
             yield log
 
@@ -187,9 +185,7 @@ def sqlaperf(request: pytest.FixtureRequest) -> Sqlaperf:
     ``with sqlaperf.capture() as log:`` and ``with sqlaperf.max_queries(2):``.
     """
     plugin = _plugin(request.config)
-    return Sqlaperf(
-        plugin, plugin.log_of(request.node), show_parameters=plugin.show_parameters
-    )
+    return Sqlaperf(plugin, plugin.log_of(request.node), show_parameters=plugin.show_parameters)
 
 
 __all__: list[str] = []

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 @pytest.hookspec()
 def pytest_sqlaperf_setup_database(connection: Connection) -> None:
-    """Create the schema of the test database, once per run, for DDL ``sqlaperf_metadata`` cannot do.
+    """Build the test database's schema once per run, for what ``sqlaperf_metadata`` cannot do.
 
     Called after ``sqlaperf_metadata`` (if set) was created, inside the transaction that builds the
     template database every worker's database is cloned from; it is committed after the last

@@ -13,6 +13,7 @@ from . import hookspecs, markers, settings
 from .capture.listeners import Recorder
 from .capture.querylog import QueryLog
 from .checks import budget as budget_check
+from .checks.budget import Budget
 from .errors import SqlaperfError
 from .fixtures import (  # noqa: F401  # pytest finds fixtures in the plugin module's namespace
     sqlaperf,
@@ -29,13 +30,12 @@ from .reports import terminal
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from .checks.budget import Budget
     from .provision import Provisioner, WorkerDatabase
 
 PLUGIN_KEY = pytest.StashKey["SqlaperfPlugin"]()
 LOG_KEY = pytest.StashKey[QueryLog]()
-BUDGET_KEY = pytest.StashKey["Budget | None"]()
-VIOLATION_KEY = pytest.StashKey["str | None"]()
+BUDGET_KEY = pytest.StashKey[Budget | None]()
+VIOLATION_KEY = pytest.StashKey[str | None]()
 RECORD_ATTRIBUTE = "sqlaperf"
 """Name of the TestReport attribute carrying a test's record (it survives xdist serialization)."""
 
@@ -50,7 +50,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         if option.flag:
             if option.ini_type == "bool":
                 group.addoption(
-                    option.cli, action="store_true", default=None, dest=option.dest, help=option.help
+                    option.cli,
+                    action="store_true",
+                    default=None,
+                    dest=option.dest,
+                    help=option.help,
                 )
             else:
                 group.addoption(option.cli, default=None, dest=option.dest, help=option.help)
@@ -81,7 +85,9 @@ def plugin_of(config: pytest.Config) -> SqlaperfPlugin:
     """The run's plugin object (raises a usage error if the plugin was not configured)."""
     plugin = config.stash.get(PLUGIN_KEY, None)
     if plugin is None:
-        raise pytest.UsageError("pytest-sqlaperf is not active in this run (was it disabled with -p no:sqlaperf?)")
+        raise pytest.UsageError(
+            "pytest-sqlaperf is not active in this run (was it disabled with -p no:sqlaperf?)"
+        )
     return plugin
 
 
@@ -168,8 +174,8 @@ class SqlaperfPlugin:
                     self._database = self._get_provisioner().database(self._worker_id)
             except SqlaperfError as error:
                 self._handoff_error = str(error)
-            if self._handoff_error is not None:  # failed outside the except: no chained traceback
-                pytest.fail(self._handoff_error, pytrace=False)
+        if self._database is None:  # failed outside the except: no chained traceback
+            pytest.fail(self._handoff_error or "the test database could not be made", pytrace=False)
         return self._database
 
     def close(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 BACKENDS = ("auto", "embedded", "url", "docker")
 URL_ENVIRONMENT_VARIABLE = "SQLAPERF_DATABASE_URL"
@@ -14,7 +14,7 @@ DEFAULT_DOCKER_IMAGE = "postgres:16-alpine"
 
 
 class OptionSource(Protocol):
-    """What settings need of ``pytest.Config``; a protocol so this module stays free of pytest."""
+    """What settings need of ``pytest.Config`` (a protocol: this module stays free of pytest)."""
 
     def getoption(self, name: str) -> Any: ...
 
@@ -22,18 +22,18 @@ class OptionSource(Protocol):
 
 
 class SettingsError(ValueError):
-    """A setting has a value it cannot take; the message names the option, the value and the choices."""
+    """A setting has a value it cannot take; the message names option, value and choices."""
 
 
 @dataclass(frozen=True)
 class Option:
-    """One setting: its command-line flag (if any), ini key, environment variable (if any) and help."""
+    """One setting: its command-line flag (if any), ini key, environment variable and help."""
 
     name: str
     help: str
     flag: bool = True
     environment: str | None = None
-    ini_type: str = "string"
+    ini_type: Literal["string", "bool"] = "string"
 
     @property
     def cli(self) -> str:
@@ -57,7 +57,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "url",
         "Use an existing PostgreSQL server, e.g. postgresql://user:password@host:5432/postgres; "
-        f"the plugin creates and drops only its own databases there (env {URL_ENVIRONMENT_VARIABLE})",
+        "the plugin creates and drops only its own databases there "
+        f"(env {URL_ENVIRONMENT_VARIABLE})",
         environment=URL_ENVIRONMENT_VARIABLE,
     ),
     Option(
@@ -158,7 +159,9 @@ def _metadata_reference(option: Option, value: str) -> str:
 
 def _non_empty(option: Option, value: str) -> str:
     if not value.strip():
-        raise SettingsError(f"{option.cli} (ini {option.ini}) is empty; give a value or leave it out")
+        raise SettingsError(
+            f"{option.cli} (ini {option.ini}) is empty; give a value or leave it out"
+        )
     return value.strip()
 
 

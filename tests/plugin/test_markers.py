@@ -1,4 +1,4 @@
-"""Bad max_queries arguments: the test errors at set-up with one line naming the test and argument."""
+"""Bad max_queries arguments: the test errors at set-up, one line naming test and argument."""
 
 from __future__ import annotations
 
@@ -43,7 +43,10 @@ def test_bad_arguments(pytester: pytest.Pytester, arguments: str, expected: str)
 def test_markers_registered_with_signature(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
     result.stdout.fnmatch_lines(
-        ["@pytest.mark.max_queries(n=None, *, select=None, insert=None, update=None, delete=None):*"]
+        [
+            "@pytest.mark.max_queries(n=None, *, select=None, insert=None, update=None, "
+            "delete=None):*"
+        ]
     )
 
 

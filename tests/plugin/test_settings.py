@@ -47,12 +47,19 @@ def test_cli_false_is_not_swallowed_by_ini() -> None:
 @pytest.mark.parametrize(
     ("ini", "message"),
     [
-        ({"sqlaperf_backend": "sqlite"}, "--sqlaperf-backend (ini sqlaperf_backend) got 'sqlite'; "
-         "choose one of: auto, embedded, url, docker"),
-        ({"sqlaperf_metadata": "models.Base"}, "sqlaperf_metadata = 'models.Base' is not "
-         "module:attribute"),
-        ({"sqlaperf_count_transaction_control": "maybe"}, "sqlaperf_count_transaction_control "
-         "must be true or false, got 'maybe'"),
+        (
+            {"sqlaperf_backend": "sqlite"},
+            "--sqlaperf-backend (ini sqlaperf_backend) got 'sqlite'; "
+            "choose one of: auto, embedded, url, docker",
+        ),
+        (
+            {"sqlaperf_metadata": "models.Base"},
+            "sqlaperf_metadata = 'models.Base' is not module:attribute",
+        ),
+        (
+            {"sqlaperf_count_transaction_control": "maybe"},
+            "sqlaperf_count_transaction_control must be true or false, got 'maybe'",
+        ),
         ({"sqlaperf_pg_user": "  "}, "--sqlaperf-pg-user (ini sqlaperf_pg_user) is empty"),
     ],
 )

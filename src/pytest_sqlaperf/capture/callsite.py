@@ -20,7 +20,15 @@ def _skipped_prefixes() -> tuple[str, ...]:
     prefixes = {
         os.path.dirname(os.path.abspath(__file__)).rsplit(os.sep, 1)[0] + os.sep,  # this plugin
     }
-    for name in ("sqlalchemy", "greenlet", "_pytest", "pytest", "pluggy", "pytest_asyncio", "xdist"):
+    for name in (
+        "sqlalchemy",
+        "greenlet",
+        "_pytest",
+        "pytest",
+        "pluggy",
+        "pytest_asyncio",
+        "xdist",
+    ):
         directory = _package_dir(name)
         if directory:
             prefixes.add(directory)
@@ -30,7 +38,9 @@ def _skipped_prefixes() -> tuple[str, ...]:
 def _standard_library() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The standard library's directories, and the site-packages inside them that are not stdlib."""
     paths = sysconfig.get_paths()
-    stdlib = {os.path.abspath(paths[key]) + os.sep for key in ("stdlib", "platstdlib") if key in paths}
+    stdlib = {
+        os.path.abspath(paths[key]) + os.sep for key in ("stdlib", "platstdlib") if key in paths
+    }
     site = {os.path.abspath(paths[key]) + os.sep for key in ("purelib", "platlib") if key in paths}
     return tuple(stdlib), tuple(site)
 
@@ -39,8 +49,8 @@ class CallSiteFinder:
     """Walks the stack to the first frame that is user code; the verdict per code object is cached.
 
     Inside ``AsyncSession`` the statement runs in a greenlet whose stack ends at SQLAlchemy's
-    ``greenlet_spawn``; the user's coroutine is in the parent greenlet's suspended frame, so the walk
-    continues there.
+    ``greenlet_spawn``; the user's coroutine is in the parent greenlet's suspended frame, so the
+    walk continues there.
     """
 
     def __init__(self) -> None:

@@ -112,10 +112,7 @@ class Recorder:
         if lazy_load is not None:
             self._lazy_origin.value = None
         shape = shape_of(statement)
-        if executemany:
-            rows = len(parameters)
-        else:
-            rows = _insertmanyvalues_rows(context, parameters)
+        rows = len(parameters) if executemany else _insertmanyvalues_rows(context, parameters)
         record = Statement(
             sql=statement,
             display_sql=shape.display_sql,

@@ -1,4 +1,4 @@
-"""Budget check: a limit on statement counts, in all and per kind, and the evidence when it breaks."""
+"""Budget check: a limit on statement counts, in all and per kind, and the evidence of a break."""
 
 from __future__ import annotations
 
@@ -35,9 +35,7 @@ def check(log: QueryLog, budget: Budget, *, show_parameters: bool = False) -> Fi
     by_kind = log.count_by_kind()
     broken: list[str] = []
     if budget.total is not None and len(counted) > budget.total:
-        broken.append(
-            f"expected at most {_plural(budget.total, 'statement')}, ran {len(counted)}"
-        )
+        broken.append(f"expected at most {_plural(budget.total, 'statement')}, ran {len(counted)}")
     for kind, limit in budget.per_kind.items():
         if by_kind[kind] > limit:
             broken.append(f"expected at most {limit} {kind}, ran {by_kind[kind]}")

@@ -1,4 +1,4 @@
-"""Terminal output: the report header line, per-test records and the ``sqlaperf`` summary section."""
+"""Terminal output: the header line, per-test records and the ``sqlaperf`` summary section."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class Writer(Protocol):
 def make_record(
     nodeid: str, log: QueryLog, budget: str | None, violation: str | None, outcome: str
 ) -> dict[str, Any]:
-    """A test's record: counts and fingerprints only, never parameters (it may be written to files)."""
+    """A test's record: counts and fingerprints, never parameters (records may reach files)."""
     fingerprints: dict[str, dict[str, Any]] = {}
     for statement in log.counted:
         entry = fingerprints.setdefault(
