@@ -89,5 +89,21 @@ def parse(mark: pytest.Mark, nodeid: str) -> Any:
     pytest.fail(f"{nodeid}: bad marker @pytest.mark.{spec.name}: {reason}", pytrace=False)
 
 
-max_queries = pytest.mark.max_queries
-"""``@max_queries(3)`` is ``@pytest.mark.max_queries(3)``, importable for type checkers and IDEs."""
+def max_queries(
+    n: int | None = None,
+    *,
+    select: int | None = None,
+    insert: int | None = None,
+    update: int | None = None,
+    delete: int | None = None,
+) -> pytest.MarkDecorator:
+    """``@max_queries(3)`` is ``@pytest.mark.max_queries(3)``, with a signature IDEs can check.
+
+    The marker is looked up when called, not at import, so importing this package never trips
+    ``--strict-markers`` in a run where the plugin is disabled.
+    """
+    limits = {"select": select, "insert": insert, "update": update, "delete": delete}
+    positional = () if n is None else (n,)
+    return pytest.mark.max_queries(
+        *positional, **{kind: limit for kind, limit in limits.items() if limit is not None}
+    )
