@@ -1,0 +1,1 @@
+"""PostgreSQL servers and databases for a test run; knows nothing of pytest."""

