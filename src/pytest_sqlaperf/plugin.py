@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import secrets
+import signal
+import threading
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -112,6 +114,24 @@ def _load_attribute(reference: str) -> Any:
     return value
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _stop_cleanly_on_sigterm() -> signal.Handlers | None:
+    """Treat SIGTERM (CI cancelling a job) like Ctrl-C, so the server is stopped and removed.
+
+    Python's default SIGTERM ends the process without running cleanup. Only installed when
+    nobody else handles SIGTERM, and only in the main thread (where signals are delivered).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+    signal.signal(signal.SIGTERM, _interrupt)
+    return signal.SIG_DFL
+
+
 class SqlaperfPlugin:
     """The run's state: settings, the statement recorder, the database provisioner and records."""
 
@@ -135,6 +155,7 @@ class SqlaperfPlugin:
         else:
             self.run_id = secrets.token_hex(6)
             self._worker_id = "main"
+        self._previous_sigterm = _stop_cleanly_on_sigterm()
 
     @property
     def show_parameters(self) -> bool:
@@ -180,8 +201,12 @@ class SqlaperfPlugin:
 
     def close(self) -> None:
         self.recorder.uninstall()
-        if self._provisioner is not None:
-            self._provisioner.close()
+        try:
+            if self._provisioner is not None:
+                self._provisioner.close()
+        finally:
+            if self._previous_sigterm is not None:
+                signal.signal(signal.SIGTERM, self._previous_sigterm)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:

@@ -65,6 +65,7 @@ class Provisioner:
                 url=self._settings.url,
                 pg_bin=self._settings.pg_bin,
                 pg_user=self._settings.pg_user,
+                docker_image=self._settings.docker_image,
                 run_id=self._run_id,
             )
             self._server = server

@@ -7,10 +7,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from .postgres.docker import DEFAULT_IMAGE as DEFAULT_DOCKER_IMAGE
+
 BACKENDS = ("auto", "embedded", "url", "docker")
 URL_ENVIRONMENT_VARIABLE = "SQLAPERF_DATABASE_URL"
 DEFAULT_PG_USER = "nobody"
-DEFAULT_DOCKER_IMAGE = "postgres:16-alpine"
 
 
 class OptionSource(Protocol):

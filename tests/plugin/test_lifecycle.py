@@ -94,12 +94,15 @@ def test_normal_run_leaves_nothing(tmp_path: Path) -> None:
     assert _postgres_processes(private_dir) == []
 
 
-def test_ctrl_c_stops_the_server_and_removes_its_directory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_stops_the_server_and_removes_its_directory(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
     process = _start(tmp_path)
     private_dir = _private_dir(_wait_for(tmp_path / "url.txt", process))
     assert private_dir.exists()
     assert _postgres_processes(private_dir)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     output, _ = process.communicate(timeout=WAIT_SECONDS)
     assert "KeyboardInterrupt" in output
     assert not private_dir.exists()

