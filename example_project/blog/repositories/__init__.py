@@ -1,0 +1,1 @@
+"""Data access for the blog: loading, bulk writes, and a cached user repository."""
