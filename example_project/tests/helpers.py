@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pytest_sqlaperf import QueryLog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from blog.query_optimization import QueryPlan
+from pytest_sqlaperf import QueryLog
 
 
 def kinds(log: QueryLog) -> dict[str, int]:

@@ -7,13 +7,13 @@ import json
 from dataclasses import dataclass
 
 import pytest
-from pytest_sqlaperf import Sqlaperf
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from blog.caching import Cache, CachingService, InMemoryCache, RedisCache
 from blog.models import Post, User
 from blog.query_optimization import QueryOptimizer
 from blog.repositories.cached_users import CachedUserRepository
+from pytest_sqlaperf import Sqlaperf
 from tests.factories import BlogFactory
 from tests.helpers import prefer_indexes
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pytest_sqlaperf import Sqlaperf
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +35,7 @@ from blog.query_optimization import QueryOptimizer
 from blog.repositories.bulk_operations import BulkOperationsRepository
 from blog.repositories.cached_users import CachedUserRepository
 from blog.repositories.optimized_loading import OptimizedLoadingRepository
+from pytest_sqlaperf import Sqlaperf
 from tests.factories import BlogFactory
 from tests.helpers import kinds, prefer_indexes, rows_removed_by_filter
 
