@@ -27,6 +27,7 @@ from .fixtures import (  # noqa: F401  # pytest finds fixtures in the plugin mod
     sqlaperf_session,
     sqlaperf_url,
 )
+from .records import TestRecord, make_record
 from .reports import terminal
 
 if TYPE_CHECKING:
@@ -140,7 +141,7 @@ class SqlaperfPlugin:
         self.settings = resolved
         self.recorder = Recorder()
         self.recorder.install()
-        self.records: list[dict[str, Any]] = []
+        self.records: list[TestRecord] = []
         self._provisioner: Provisioner | None = None
         self._database: WorkerDatabase | None = None
         self._handoff_error: str | None = None
@@ -258,12 +259,13 @@ class SqlaperfPlugin:
             log = item.stash.get(LOG_KEY, None)
             if log is not None:
                 budget = item.stash.get(BUDGET_KEY, None)
-                record = terminal.make_record(
+                record = make_record(
                     item.nodeid,
                     log,
-                    None if budget is None else budget.describe(),
-                    item.stash.get(VIOLATION_KEY, None),
-                    report.outcome,
+                    rootdir=str(self.config.rootpath),
+                    outcome=report.outcome,
+                    budget=None if budget is None else budget.describe(),
+                    violation=item.stash.get(VIOLATION_KEY, None),
                 )
                 setattr(report, RECORD_ATTRIBUTE, record)
                 report.user_properties.append(("sqlaperf_statements", record["count"]))

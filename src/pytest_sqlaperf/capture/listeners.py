@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,6 +18,9 @@ from .fingerprint import shape_of
 from .querylog import QueryLog, Statement
 
 _STATEMENT_ATTRIBUTE = "_sqlaperf_statement"
+
+AfterStatement = Callable[[Statement, Connection, Any, Any], None]
+"""``(statement, connection, dbapi_cursor, execution_context)`` after a recorded statement ran."""
 
 
 def _lazy_load_origin(state: ORMExecuteState) -> str | None:
@@ -49,6 +52,8 @@ class Recorder:
         self._callsites = CallSiteFinder()
         self._lazy_origin = threading.local()
         self._installed = False
+        self.after_statement: AfterStatement | None = None
+        """Called after each recorded statement ran (the plan checks EXPLAIN it there)."""
 
     @property
     def active(self) -> tuple[QueryLog, ...]:
@@ -146,6 +151,8 @@ class Recorder:
         rowcount = getattr(cursor, "rowcount", -1)
         record.rowcount = rowcount if isinstance(rowcount, int) and rowcount >= 0 else None
         setattr(context, _STATEMENT_ATTRIBUTE, None)
+        if self.after_statement is not None:
+            self.after_statement(record, conn, cursor, context)
 
 
 def _insertmanyvalues_rows(context: Any, parameters: Any) -> int:

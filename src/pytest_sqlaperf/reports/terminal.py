@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
-
-from ..capture.querylog import QueryLog
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from ..postgres.server import ServerInfo
+    from ..records import TestRecord
     from ..settings import Settings
 
 TOP_TESTS = 10
@@ -21,28 +20,6 @@ class Writer(Protocol):
     def write_line(self, line: str, **markup: bool) -> None: ...
 
 
-def make_record(
-    nodeid: str, log: QueryLog, budget: str | None, violation: str | None, outcome: str
-) -> dict[str, Any]:
-    """A test's record: counts and fingerprints, never parameters (records may reach files)."""
-    fingerprints: dict[str, dict[str, Any]] = {}
-    for statement in log.counted:
-        entry = fingerprints.setdefault(
-            statement.fingerprint, {"display_sql": statement.display_sql, "count": 0}
-        )
-        entry["count"] += 1
-    return {
-        "nodeid": nodeid,
-        "outcome": outcome,
-        "count": log.count,
-        "by_kind": {kind: n for kind, n in log.count_by_kind().items() if n},
-        "fingerprints": fingerprints,
-        "budget": budget,
-        "violation": violation,
-        "duration": sum(s.duration or 0.0 for s in log.statements),
-    }
-
-
 def header(settings: Settings) -> str:
     where = settings.backend
     if settings.backend == "auto":
@@ -50,7 +27,7 @@ def header(settings: Settings) -> str:
     return f"sqlaperf: backend {where}"
 
 
-def summary(writer: Writer, records: list[dict[str, Any]], server: ServerInfo | None) -> None:
+def summary(writer: Writer, records: list[TestRecord], server: ServerInfo | None) -> None:
     """The ``sqlaperf`` section: server, totals, the heaviest tests and budget violations."""
     total = sum(record["count"] for record in records)
     if not total and server is None:
