@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import hookspecs, markers, settings
+from . import hookspecs, markers, planning, reporting, settings
 from .capture.listeners import Recorder
 from .capture.querylog import QueryLog
 from .checks import budget as budget_check
 from .checks.budget import Budget
+from .checks.findings import Finding
 from .errors import SqlaperfError
 from .fixtures import (  # noqa: F401  # pytest finds fixtures in the plugin module's namespace
     sqlaperf,
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 
 PLUGIN_KEY = pytest.StashKey["SqlaperfPlugin"]()
 LOG_KEY = pytest.StashKey[QueryLog]()
+FINDINGS_KEY = pytest.StashKey[list[Finding]]()
+PLANS_KEY = pytest.StashKey[dict[str, Any]]()
 BUDGET_KEY = pytest.StashKey[Budget | None]()
 VIOLATION_KEY = pytest.StashKey[str | None]()
 RECORD_ATTRIBUTE = "sqlaperf"
@@ -62,6 +65,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             else:
                 group.addoption(option.cli, default=None, dest=option.dest, help=option.help)
         parser.addini(option.ini, option.help, type=option.ini_type, default=None)
+    planning.addoption(parser, group)
+    reporting.addoption(parser, group)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -74,14 +79,25 @@ def pytest_configure(config: pytest.Config) -> None:
     plugin = SqlaperfPlugin(config, resolved)
     config.stash[PLUGIN_KEY] = plugin
     config.pluginmanager.register(plugin, "sqlaperf-session")
+    plugin.extensions = [
+        planning.PlanChecks(config, plugin),
+        reporting.Reporting(config, plugin),
+    ]
+    for extension in plugin.extensions:
+        config.pluginmanager.register(extension, f"sqlaperf-{type(extension).__name__.lower()}")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     plugin = config.stash.get(PLUGIN_KEY, None)
     if plugin is not None:
         del config.stash[PLUGIN_KEY]
-        config.pluginmanager.unregister(plugin)
-        plugin.close()
+        try:
+            for extension in plugin.extensions:
+                config.pluginmanager.unregister(extension)
+                extension.close()
+        finally:
+            config.pluginmanager.unregister(plugin)
+            plugin.close()
 
 
 def plugin_of(config: pytest.Config) -> SqlaperfPlugin:
@@ -157,6 +173,9 @@ class SqlaperfPlugin:
             self.run_id = secrets.token_hex(6)
             self._worker_id = "main"
         self._previous_sigterm = _stop_cleanly_on_sigterm()
+        self.extensions: list[planning.PlanChecks | reporting.Reporting] = []
+        self.current_item: pytest.Item | None = None
+        """The test whose call phase is running (checks that run per statement need it)."""
 
     @property
     def show_parameters(self) -> bool:
@@ -231,6 +250,20 @@ class SqlaperfPlugin:
             item.stash[LOG_KEY] = log
         return log
 
+    def findings_of(self, item: pytest.Item) -> list[Finding]:
+        """The test's findings so far; checks append to it, the record carries it."""
+        findings = item.stash.get(FINDINGS_KEY, None)
+        if findings is None:
+            findings = item.stash[FINDINGS_KEY] = []
+        return findings
+
+    def plans_of(self, item: pytest.Item) -> dict[str, Any]:
+        """Plan facts per fingerprint for the test's record (filled by the plan checks)."""
+        plans = item.stash.get(PLANS_KEY, None)
+        if plans is None:
+            plans = item.stash[PLANS_KEY] = {}
+        return plans
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         mark = item.get_closest_marker("max_queries")
@@ -240,8 +273,12 @@ class SqlaperfPlugin:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
         log = self.log_of(item)
-        with self.recorder.recording(log):
-            result = yield
+        self.current_item = item
+        try:
+            with self.recorder.recording(log):
+                result = yield
+        finally:
+            self.current_item = None
         limit = item.stash.get(BUDGET_KEY, None)
         if limit is not None:
             finding = budget_check.check(log, limit, show_parameters=self.show_parameters)
@@ -266,6 +303,8 @@ class SqlaperfPlugin:
                     outcome=report.outcome,
                     budget=None if budget is None else budget.describe(),
                     violation=item.stash.get(VIOLATION_KEY, None),
+                    findings=item.stash.get(FINDINGS_KEY, None),
+                    plans=item.stash.get(PLANS_KEY, None),
                 )
                 setattr(report, RECORD_ATTRIBUTE, record)
                 report.user_properties.append(("sqlaperf_statements", record["count"]))

@@ -140,7 +140,7 @@ def _raw_value(option: Option, source: OptionSource, environ: Mapping[str, str])
     return None
 
 
-def _choice(option: Option, value: str, choices: tuple[str, ...]) -> str:
+def choice(option: Option, value: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise SettingsError(
             f"{option.cli} (ini {option.ini}) got {value!r}; choose one of: {', '.join(choices)}"
@@ -167,7 +167,7 @@ def _non_empty(option: Option, value: str) -> str:
 
 
 _VALIDATORS: dict[str, Callable[[Option, str], object]] = {
-    "backend": lambda option, value: _choice(option, value.strip().lower(), BACKENDS),
+    "backend": lambda option, value: choice(option, value.strip().lower(), BACKENDS),
     "metadata": _metadata_reference,
     "url": _non_empty,
     "pg_bin": _non_empty,
@@ -176,20 +176,32 @@ _VALIDATORS: dict[str, Callable[[Option, str], object]] = {
 }
 
 
-def resolve(source: OptionSource, environ: Mapping[str, str] | None = None) -> Settings:
-    """Resolve every option once (CLI > ini > environment > default) into a frozen Settings.
-
-    Raises :class:`SettingsError` naming the option, the value and what it can be.
-    """
-    environ = os.environ if environ is None else environ
+def resolve_values(
+    options: tuple[Option, ...],
+    source: OptionSource,
+    environ: Mapping[str, str],
+    validators: Mapping[str, Callable[[Option, str], object]],
+) -> dict[str, object]:
+    """The given options' values (CLI > ini > environment), validated; options not given are left
+    out so the settings dataclass's defaults apply. Raises :class:`SettingsError`."""
     values: dict[str, object] = {}
-    for option in OPTIONS:
+    for option in options:
         raw = _raw_value(option, source, environ)
         if raw is None:
             continue
         if option.ini_type == "bool":
             values[option.name] = _as_bool(option, raw)
         else:
-            validate = _VALIDATORS.get(option.name, _non_empty)
+            validate = validators.get(option.name, _non_empty)
             values[option.name] = validate(option, str(raw))
+    return values
+
+
+def resolve(source: OptionSource, environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve every option once (CLI > ini > environment > default) into a frozen Settings.
+
+    Raises :class:`SettingsError` naming the option, the value and what it can be.
+    """
+    environ = os.environ if environ is None else environ
+    values = resolve_values(OPTIONS, source, environ, _VALIDATORS)
     return Settings(**values)  # type: ignore[arg-type]  # keys are the dataclass's fields
