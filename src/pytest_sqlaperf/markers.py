@@ -50,6 +50,36 @@ def max_queries_marker(
     return Budget(total=total, per_kind=per_kind)
 
 
+def no_n_plus_one_marker(threshold: int | None = None) -> int | None:
+    """no_n_plus_one(threshold=None)."""
+    if threshold is not None and (_limit("threshold", threshold) or 0) < 1:
+        raise MarkerError(f"threshold must be >= 1, got {threshold}")
+    return threshold
+
+
+def allow_n_plus_one_marker(*targets: str) -> tuple[str, ...]:
+    """allow_n_plus_one(*targets)."""
+    for target in targets:
+        if not isinstance(target, str) or not target.strip():
+            raise MarkerError(
+                f"each target must be 'Class.attr' or the start of a statement, got {target!r}"
+            )
+    return tuple(target.strip() for target in targets)
+
+
+def constant_queries_marker(argname: str, *, slope: float = 0) -> tuple[str, float]:
+    """constant_queries(argname, *, slope=0)."""
+    if not isinstance(argname, str) or not argname.isidentifier():
+        raise MarkerError(f"argname must name the test's parameter, e.g. 'n', got {argname!r}")
+    if isinstance(slope, bool) or not isinstance(slope, int | float) or slope < 0:
+        raise MarkerError(f"slope must be a number >= 0, got {slope!r}")
+    return argname, slope
+
+
+def strict_loading_marker() -> None:
+    """strict_loading()."""
+
+
 @dataclass(frozen=True)
 class MarkerSpec:
     """A marker: its name, the function that validates its arguments, its signature and help."""
@@ -72,6 +102,33 @@ MARKERS: tuple[MarkerSpec, ...] = (
         "max_queries(n=None, *, select=None, insert=None, update=None, delete=None)",
         "fail the test when its call phase runs more statements than n in all, or more of a "
         "kind than its limit; fixture set-up and transaction control do not count",
+    ),
+    MarkerSpec(
+        "no_n_plus_one",
+        no_n_plus_one_marker,
+        "no_n_plus_one(threshold=None)",
+        "fail the test on any N+1 finding, even with --sqlaperf-n-plus-one=warn; threshold "
+        "overrides sqlaperf_n_plus_one_threshold",
+    ),
+    MarkerSpec(
+        "allow_n_plus_one",
+        allow_n_plus_one_marker,
+        "allow_n_plus_one(*targets)",
+        "do not report N+1 findings of these targets ('Class.attr' or the start of a statement); "
+        "none given: all",
+    ),
+    MarkerSpec(
+        "constant_queries",
+        constant_queries_marker,
+        "constant_queries(argname, *, slope=0)",
+        "compare the instances of a test parametrized over argname: fail the last one when the "
+        "statement count grows faster than slope per unit of argname",
+    ),
+    MarkerSpec(
+        "strict_loading",
+        strict_loading_marker,
+        "strict_loading()",
+        "make every lazy load in the test a finding that fails it (all listed, none raised)",
     ),
 )
 

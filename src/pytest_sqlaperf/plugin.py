@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import hookspecs, markers, planning, reporting, settings
+from . import detection, hookspecs, markers, planning, reporting, settings
 from .capture.listeners import Recorder
 from .capture.querylog import QueryLog
 from .checks import budget as budget_check
@@ -65,6 +65,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             else:
                 group.addoption(option.cli, default=None, dest=option.dest, help=option.help)
         parser.addini(option.ini, option.help, type=option.ini_type, default=None)
+    detection.addoption(parser, group)
     planning.addoption(parser, group)
     reporting.addoption(parser, group)
 
@@ -80,6 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[PLUGIN_KEY] = plugin
     config.pluginmanager.register(plugin, "sqlaperf-session")
     plugin.extensions = [
+        detection.Detection(config, plugin),
         planning.PlanChecks(config, plugin),
         reporting.Reporting(config, plugin),
     ]
@@ -173,7 +175,7 @@ class SqlaperfPlugin:
             self.run_id = secrets.token_hex(6)
             self._worker_id = "main"
         self._previous_sigterm = _stop_cleanly_on_sigterm()
-        self.extensions: list[planning.PlanChecks | reporting.Reporting] = []
+        self.extensions: list[detection.Detection | planning.PlanChecks | reporting.Reporting] = []
         self.current_item: pytest.Item | None = None
         """The test whose call phase is running (checks that run per statement need it)."""
 

@@ -34,7 +34,7 @@ class Option:
     help: str
     flag: bool = True
     environment: str | None = None
-    ini_type: Literal["string", "bool"] = "string"
+    ini_type: Literal["string", "bool", "linelist"] = "string"
 
     @property
     def cli(self) -> str:
@@ -148,6 +148,17 @@ def choice(option: Option, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def whole_number(option: Option, value: str, minimum: int = 0) -> int:
+    """A validator for counts: a whole number >= ``minimum``."""
+    try:
+        number = int(value.strip())
+    except ValueError:
+        number = minimum - 1
+    if number < minimum:
+        raise SettingsError(f"{option.ini} must be a whole number >= {minimum}, got {value!r}")
+    return number
+
+
 def _metadata_reference(option: Option, value: str) -> str:
     module, sep, attribute = value.partition(":")
     if not sep or not module.strip() or not attribute.strip():
@@ -191,6 +202,9 @@ def resolve_values(
             continue
         if option.ini_type == "bool":
             values[option.name] = _as_bool(option, raw)
+        elif option.ini_type == "linelist":
+            lines = raw if isinstance(raw, list) else str(raw).splitlines()
+            values[option.name] = tuple(str(line).strip() for line in lines if str(line).strip())
         else:
             validate = validators.get(option.name, _non_empty)
             values[option.name] = validate(option, str(raw))

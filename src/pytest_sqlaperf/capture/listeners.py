@@ -7,12 +7,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import Mapper, ORMExecuteState, Session
+from sqlalchemy.orm.base import instance_state
 
+from . import ormloads
 from .callsite import CallSiteFinder
 from .fingerprint import shape_of
 from .querylog import QueryLog, Statement
@@ -23,21 +25,6 @@ AfterStatement = Callable[[Statement, Connection, Any, Any], None]
 """``(statement, connection, dbapi_cursor, execution_context)`` after a recorded statement ran."""
 
 
-def _lazy_load_origin(state: ORMExecuteState) -> str | None:
-    """``Class.attr`` for a load fired by attribute access on an already loaded object."""
-    if not state.is_select or state.lazy_loaded_from is None:
-        return None
-    path = state.loader_strategy_path
-    if path is not None and len(path) >= 2:
-        prop = path[-1]
-        parent = getattr(prop, "parent", None)
-        class_ = getattr(parent, "class_", None)
-        key = getattr(prop, "key", None)
-        if class_ is not None and key is not None:
-            return f"{class_.__name__}.{key}"
-    return f"{state.lazy_loaded_from.class_.__name__}.<lazy load>"
-
-
 class Recorder:
     """Class-level listeners on ``Engine`` and ``Session`` routing statements to active QueryLogs.
 
@@ -46,11 +33,16 @@ class Recorder:
     the test starts belong to the test.
     """
 
+    _installed_stack: ClassVar[list[Recorder]] = []
+    """Recorders installed, innermost last: a pytest run inside a test (pytester) owns its own
+    statements, so only the innermost recorder records."""
+
     def __init__(self) -> None:
         self._active: tuple[QueryLog, ...] = ()
         self._switch = threading.Lock()
         self._callsites = CallSiteFinder()
-        self._lazy_origin = threading.local()
+        self._thread = threading.local()  # the pending ORM load and the last statement, per thread
+        self._loaded_by: dict[int, Statement] = {}  # id(InstanceState) -> statement that loaded it
         self._installed = False
         self.after_statement: AfterStatement | None = None
         """Called after each recorded statement ran (the plan checks EXPLAIN it there)."""
@@ -65,6 +57,8 @@ class Recorder:
         event.listen(Engine, "before_cursor_execute", self._before_cursor_execute)
         event.listen(Engine, "after_cursor_execute", self._after_cursor_execute)
         event.listen(Session, "do_orm_execute", self._do_orm_execute)
+        event.listen(Mapper, "load", self._on_load)
+        Recorder._installed_stack.append(self)
         self._installed = True
 
     def uninstall(self) -> None:
@@ -73,6 +67,8 @@ class Recorder:
         event.remove(Engine, "before_cursor_execute", self._before_cursor_execute)
         event.remove(Engine, "after_cursor_execute", self._after_cursor_execute)
         event.remove(Session, "do_orm_execute", self._do_orm_execute)
+        event.remove(Mapper, "load", self._on_load)
+        Recorder._installed_stack.remove(self)
         self._installed = False
 
     @contextmanager
@@ -85,6 +81,8 @@ class Recorder:
         finally:
             with self._switch:
                 self._active = tuple(active for active in self._active if active is not log)
+                if not self._active:
+                    self._loaded_by = {}
 
     @contextmanager
     def paused(self) -> Iterator[None]:
@@ -97,9 +95,18 @@ class Recorder:
             with self._switch:
                 self._active = saved
 
+    def _recording(self) -> bool:
+        return bool(self._active) and Recorder._installed_stack[-1] is self
+
     def _do_orm_execute(self, state: ORMExecuteState) -> None:
-        if self._active:
-            self._lazy_origin.value = _lazy_load_origin(state)
+        if self._recording():
+            self._thread.orm_load = ormloads.describe(state, self._loaded_by)
+
+    def _on_load(self, target: object, context: object) -> None:
+        if self._recording():
+            statement = getattr(self._thread, "statement", None)
+            if statement is not None:
+                self._loaded_by[id(instance_state(target))] = statement
 
     def _before_cursor_execute(
         self,
@@ -111,11 +118,11 @@ class Recorder:
         executemany: bool,
     ) -> None:
         active = self._active
-        if not active:
+        if not active or Recorder._installed_stack[-1] is not self:
             return
-        lazy_load = getattr(self._lazy_origin, "value", None)
-        if lazy_load is not None:
-            self._lazy_origin.value = None
+        orm_load = getattr(self._thread, "orm_load", None)
+        if orm_load is not None:
+            self._thread.orm_load = None
         shape = shape_of(statement)
         rows = len(parameters) if executemany else _insertmanyvalues_rows(context, parameters)
         record = Statement(
@@ -126,10 +133,12 @@ class Recorder:
             parameters=parameters,
             executemany_rows=rows,
             call_site=self._callsites.find(sys._getframe(1)),
-            lazy_load=lazy_load,
+            lazy_load=orm_load.target if orm_load and orm_load.kind == "lazy" else None,
+            orm_load=orm_load,
             connection=conn,
             started=time.perf_counter(),
         )
+        self._thread.statement = record
         for log in active:
             log.append(record)
         if context is not None:

@@ -6,7 +6,10 @@ import os
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .ormloads import OrmLoad
 
 KINDS = ("select", "insert", "update", "delete", "ddl", "tcl", "other")
 
@@ -48,6 +51,7 @@ class Statement:
     executemany_rows: int
     call_site: CallSite | None
     lazy_load: str | None = None
+    orm_load: OrmLoad | None = field(default=None, repr=False)
     connection: Any = field(default=None, repr=False)
     duration: float | None = None
     rowcount: int | None = None
@@ -61,12 +65,14 @@ class QueryLog:
     Appends come from any thread the test starts, so they are guarded by a lock.
     """
 
-    __slots__ = ("_lock", "count_transaction_control", "name", "statements")
+    __slots__ = ("_lock", "count_transaction_control", "exempt", "name", "statements")
 
     def __init__(self, name: str = "", *, count_transaction_control: bool = False) -> None:
         self.name = name
         self.count_transaction_control = count_transaction_control
         self.statements: list[Statement] = []
+        self.exempt: list[tuple[int, int]] = []
+        """Index ranges of ``statements`` that the N+1 check leaves alone (allow_n_plus_one())."""
         self._lock = threading.Lock()
 
     def append(self, statement: Statement) -> None:
@@ -96,10 +102,22 @@ class QueryLog:
         """How often each fingerprint ran among the counted statements."""
         return Counter(s.fingerprint for s in self.statements if self.counts(s))
 
+    def checked(self) -> list[Statement]:
+        """Counted statements outside the exempt ranges: what the N+1 check looks at."""
+        if not self.exempt:
+            return self.counted
+        return [
+            statement
+            for index, statement in enumerate(self.statements)
+            if self.counts(statement)
+            and not any(start <= index < end for start, end in self.exempt)
+        ]
+
     def clear(self) -> None:
         """Drop the statements (and with them parameters and connections) once a record is made."""
         with self._lock:
             self.statements = []
+            self.exempt = []
 
     def __len__(self) -> int:
         return self.count

@@ -1,0 +1,293 @@
+"""N+1 check: lazy loads, repeated and duplicate selects, and row-by-row writes, with the fix."""
+
+from __future__ import annotations
+
+import fnmatch
+import linecache
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ..capture.ormloads import OrmLoad
+from ..capture.querylog import CallSite, Statement
+from .findings import Finding
+from .mapping import entity_for_table
+
+KINDS = ("n_plus_one", "lazy_load", "repeated", "duplicate", "n_plus_one_write")
+"""The kinds of finding this check makes."""
+
+DEFAULT_THRESHOLD = 3
+"""Repetitions from one call site that make an N+1. Two is what a page of a listing fetched twice,
+an endpoint called twice in a test or a pair of health checks look like; three is a loop."""
+
+_WHERE_EQUALS = re.compile(r"WHERE ([\w.\"]+) = \?")
+_TABLE = {
+    "insert": re.compile(r"^INSERT INTO ([\w.\"]+)"),
+    "update": re.compile(r"^UPDATE ([\w.\"]+)"),
+    "delete": re.compile(r"^DELETE FROM ([\w.\"]+)"),
+}
+
+
+@dataclass(frozen=True)
+class Options:
+    """How the check judges one test."""
+
+    threshold: int = DEFAULT_THRESHOLD
+    strict_loading: bool = False
+    allow: tuple[str, ...] = ()
+    """``Class.attr`` targets or display-SQL prefixes not to report; ``*`` allows everything."""
+    ignore_call_sites: tuple[str, ...] = ()
+    """Globs on ``path`` or ``path:line`` of call sites (paths relative to the rootdir)."""
+    is_test_code: Callable[[str], bool] = field(default=lambda path: False)
+    """Whether a path is test code (where row-by-row writes are test data set-up, not N+1)."""
+    relative: Callable[[str], str] = field(default=lambda path: path)
+
+
+def _site(call_site: CallSite | None, options: Options) -> str:
+    if call_site is None:
+        return "an unknown place"
+    return f"{options.relative(call_site.path)}:{call_site.line} in {call_site.function}"
+
+
+def _source_line(call_site: CallSite | None) -> str | None:
+    if call_site is None:
+        return None
+    line = linecache.getline(call_site.path, call_site.line).strip()
+    return line or None
+
+
+def _evidence(group: Sequence[Statement], source: Statement | None, options: Options) -> list[str]:
+    first = group[0]
+    lines = [f"at {_site(first.call_site, options)}"]
+    text = _source_line(first.call_site)
+    if text:
+        lines.append(f"    {text}")
+    lines.append(f"statement: {first.display_sql}")
+    if source is not None:
+        lines.append(f"rows from: {_site(source.call_site, options)}  {source.display_sql}")
+    return lines
+
+
+def _lazy_chain(statement: Statement) -> list[str]:
+    """``["Post.comments", "Comment.author"]`` for a lazy load whose parent was lazily loaded."""
+    chain: list[str] = []
+    current: Statement | None = statement
+    while current is not None and current.orm_load is not None and current.orm_load.kind == "lazy":
+        chain.append(current.orm_load.target)
+        current = current.orm_load.parent
+    return list(reversed(chain))
+
+
+def _root_query(statement: Statement) -> Statement | None:
+    current = statement.orm_load.parent if statement.orm_load else None
+    while current is not None and current.orm_load is not None and current.orm_load.kind == "lazy":
+        current = current.orm_load.parent
+    return current
+
+
+def _loader_fix(statement: Statement, load: OrmLoad, options: Options) -> str:
+    if load.kind == "column":
+        if load.attribute and "," not in load.attribute and load.collection is False:
+            return (
+                f"load the column with the objects: .options(undefer({load.target})) on the "
+                f"query, or refresh them once; after a commit, expire_on_commit=False"
+            )
+        return (
+            f"{load.entity} objects were expired (e.g. by commit) and reloaded one by one: "
+            "use expire_on_commit=False, or reload them with one query"
+        )
+    parts = []
+    for target in _lazy_chain(statement) or [load.target]:
+        is_collection = target == load.target and load.collection
+        parts.append(f"{'selectinload' if is_collection else 'joinedload'}({target})")
+    loader = ".".join(parts)
+    if not load.collection and len(parts) == 1:
+        loader += f" (or selectinload({load.target}) if that query already joins a collection)"
+    root = _root_query(statement)
+    where = f" to the query at {_site(root.call_site, options)}" if root else " to the query"
+    return f"add .options({loader}){where}"
+
+
+def _group_by(
+    statements: Iterable[Statement], key: Callable[[Statement], object]
+) -> dict[object, list[Statement]]:
+    groups: dict[object, list[Statement]] = {}
+    for statement in statements:
+        groups.setdefault(key(statement), []).append(statement)
+    return groups
+
+
+def _lazy_key(statement: Statement) -> object:
+    load = statement.orm_load
+    parent = load.parent if load is not None else None
+    if parent is not None and parent.orm_load is not None and parent.orm_load.kind == "lazy":
+        # nested loads (posts -> comments -> author): the comments came from many lazy loads,
+        # one per post; they are one loop, so group by that loop, not by each parent statement
+        parent_key: object = ("lazy", parent.orm_load.target, parent.call_site)
+    else:
+        parent_key = id(parent) if parent is not None else None
+    return (load and load.kind, load and load.target, statement.call_site, parent_key)
+
+
+def _lazy_findings(loads: list[Statement], options: Options) -> list[Finding]:
+    findings = []
+    for group in _group_by(loads, _lazy_key).values():
+        first = group[0]
+        load = first.orm_load
+        if load is None:
+            continue
+        strict = options.strict_loading and load.kind == "lazy"
+        if len(group) < options.threshold and not strict:
+            continue
+        parent = load.parent
+        root = _root_query(first) or parent
+        immediate = load.configured_lazy == "immediate" or (
+            parent is not None and parent.call_site == first.call_site
+        )
+        if load.kind == "lazy" and immediate:
+            kind, what = "n_plus_one", f"immediateload of {load.target}"
+            fix = f"immediateload runs one SELECT per row: use selectinload({load.target})"
+        elif load.kind == "lazy":
+            kind = "n_plus_one" if len(group) >= options.threshold else "lazy_load"
+            what, fix = f"lazy load of {load.target}", _loader_fix(first, load, options)
+        else:
+            kind, what = "n_plus_one", f"load of {load.target}"
+            fix = _loader_fix(first, load, options)
+        findings.append(
+            Finding(
+                kind=kind,
+                message=f"{what} ×{len(group)} at {_site(first.call_site, options)}",
+                call_site=first.call_site,
+                evidence=tuple(_evidence(group, root, options)),
+                fix=fix,
+                target=load.target,
+                count=len(group),
+                source=root.call_site if root is not None else None,
+                fingerprint=first.fingerprint,
+            )
+        )
+    return findings
+
+
+def _parameters_key(statement: Statement) -> str:
+    return repr(statement.parameters)
+
+
+def _is_batch(group: Sequence[Statement]) -> bool:
+    """Hand-written IN batches (chunks of ids) fetch many rows per statement: not an N+1."""
+    display = group[0].display_sql
+    if "IN (...)" not in display:
+        return False
+    scalars = display.count("?")
+    sizes = [len(s.parameters) if hasattr(s.parameters, "__len__") else 0 for s in group]
+    return sum(sizes) / len(sizes) - scalars > 1
+
+
+def _source_of(group: Sequence[Statement], counted: Sequence[Statement]) -> Statement | None:
+    """The nearest earlier statement from another call site: the query whose rows drive the loop."""
+    first_index = counted.index(group[0])
+    for statement in reversed(counted[:first_index]):
+        if statement.call_site != group[0].call_site and statement.kind == "select":
+            return statement
+    return None
+
+
+def _select_fix(statement: Statement) -> str:
+    match = _WHERE_EQUALS.search(statement.display_sql)
+    if match:
+        column = match.group(1)
+        return (
+            f"fetch them with one query before the loop: .where({column}.in_(ids)) instead of "
+            f"{column} = ? per item (or load the relationship with selectinload)"
+        )
+    return "fetch the rows with one query before the loop (IN (...) over the keys)"
+
+
+def _write_fix(statement: Statement) -> str:
+    match = _TABLE[statement.kind].search(statement.display_sql)
+    table = match.group(1) if match else "the table"
+    entity = entity_for_table(table) or table
+    if statement.kind == "insert":
+        return (
+            f"insert the rows in one statement: session.execute(insert({entity}), rows) "
+            "(or add them all, then flush once)"
+        )
+    if statement.kind == "update":
+        return (
+            f"update in one statement: session.execute(update({entity}), rows) with primary keys "
+            f"(bulk UPDATE by key), or update({entity}).where(<key>.in_(keys)).values(...)"
+        )
+    return f"delete in one statement: session.execute(delete({entity}).where(<key>.in_(keys)))"
+
+
+def _statement_findings(
+    statements: Sequence[Statement], counted: Sequence[Statement], options: Options
+) -> list[Finding]:
+    findings = []
+    groups = _group_by(statements, lambda s: (s.fingerprint, s.call_site))
+    for group in groups.values():
+        if len(group) < options.threshold:
+            continue
+        first = group[0]
+        if first.kind == "select":
+            if _is_batch(group):
+                continue
+            distinct = _group_by(group, _parameters_key)
+            duplicated = max(len(same) for same in distinct.values())
+            if len(distinct) == 1:
+                kind, what, fix = (
+                    "duplicate",
+                    "the same query",
+                    ("run it once and reuse the result (or cache it)"),
+                )
+            elif len(distinct) >= options.threshold or duplicated < options.threshold:
+                kind, what, fix = "repeated", "repeated query", _select_fix(first)
+            else:
+                continue
+        elif first.kind in _TABLE and all(s.executemany_rows <= 1 for s in group):
+            if first.call_site is None or options.is_test_code(first.call_site.path):
+                continue
+            kind, what = "n_plus_one_write", f"row-by-row {first.kind.upper()}"
+            fix = _write_fix(first)
+        else:
+            continue
+        source = _source_of(group, counted) if kind == "repeated" else None
+        findings.append(
+            Finding(
+                kind=kind,
+                message=f"{what} ×{len(group)} at {_site(first.call_site, options)}",
+                call_site=first.call_site,
+                evidence=tuple(_evidence(group, source, options)),
+                fix=fix,
+                target=first.display_sql,
+                count=len(group),
+                source=source.call_site if source else None,
+                fingerprint=first.fingerprint,
+            )
+        )
+    return findings
+
+
+def _allowed(finding: Finding, options: Options) -> bool:
+    for target in options.allow:
+        if target == "*" or finding.target == target:
+            return True
+        if finding.target and finding.target.upper().startswith(target.upper()):
+            return True
+    if finding.call_site is not None and options.ignore_call_sites:
+        path = options.relative(finding.call_site.path)
+        located = f"{path}:{finding.call_site.line}"
+        return any(
+            fnmatch.fnmatch(path, glob) or fnmatch.fnmatch(located, glob)
+            for glob in options.ignore_call_sites
+        )
+    return False
+
+
+def check(statements: Sequence[Statement], options: Options) -> list[Finding]:
+    """The N+1 findings among a test's counted statements (call phase only), most costly first."""
+    orm_loads = [s for s in statements if s.orm_load is not None and s.orm_load.kind != "eager"]
+    plain = [s for s in statements if s.orm_load is None]
+    findings = _lazy_findings(orm_loads, options) + _statement_findings(plain, statements, options)
+    findings = [finding for finding in findings if not _allowed(finding, options)]
+    return sorted(findings, key=lambda finding: -finding.count)

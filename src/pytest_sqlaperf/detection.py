@@ -1,0 +1,241 @@
+"""pytest wiring of the N+1 check: its options and markers, strict loading and constant_queries."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections import Counter
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from . import markers, settings
+from .checks import nplusone
+from .checks.findings import Finding
+from .checks.scaling import Sample, compare_samples
+
+if TYPE_CHECKING:
+    from .plugin import SqlaperfPlugin
+
+MODES = ("fail", "warn", "off")
+TEST_CODE = ("test_*.py", "*_test.py", "conftest.py", "factories.py", "*/tests/*", "*/factories/*")
+
+OPTIONS = (
+    settings.Option(
+        "n_plus_one",
+        "What an N+1 does to its test: fail, warn (listed in the summary) or off (default: fail)",
+    ),
+    settings.Option(
+        "n_plus_one_threshold",
+        f"Repetitions from one call site that make an N+1 (default: {nplusone.DEFAULT_THRESHOLD})",
+        flag=False,
+    ),
+    settings.Option(
+        "ignore",
+        "N+1 findings never to report: Class.attr targets, display-SQL prefixes, or call-site "
+        "globs (path or path:line, relative to the rootdir), one per line",
+        flag=False,
+        ini_type="linelist",
+    ),
+)
+
+MODE_KEY = pytest.StashKey[str]()
+OPTIONS_KEY = pytest.StashKey[nplusone.Options]()
+GROUP_KEY = pytest.StashKey[tuple[Any, ...]]()
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    n_plus_one: str = "fail"
+    n_plus_one_threshold: int = nplusone.DEFAULT_THRESHOLD
+    ignore: tuple[str, ...] = ()
+
+
+def _validators() -> dict[str, Any]:
+    return {
+        "n_plus_one": lambda option, value: settings.choice(option, value.strip().lower(), MODES),
+        "n_plus_one_threshold": lambda option, value: settings.whole_number(option, value, 1),
+    }
+
+
+def addoption(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
+    for option in OPTIONS:
+        if option.flag:
+            group.addoption(option.cli, default=None, dest=option.dest, help=option.help)
+        parser.addini(option.ini, option.help, type=option.ini_type, default=None)
+
+
+def is_test_code(path: str) -> bool:
+    """Test modules, conftest files and factories: where row-by-row writes are test data set-up."""
+    name = os.path.basename(path)
+    return any(fnmatch.fnmatch(name, glob) or fnmatch.fnmatch(path, glob) for glob in TEST_CODE)
+
+
+class Detection:
+    """The N+1 check of one run, registered as a pytest plugin by ``plugin.py``."""
+
+    def __init__(self, config: pytest.Config, core: SqlaperfPlugin) -> None:
+        self.config = config
+        self.core = core
+        try:
+            values = settings.resolve_values(OPTIONS, config, os.environ, _validators())
+        except settings.SettingsError as error:
+            raise pytest.UsageError(str(error)) from None
+        self.settings = DetectionSettings(**values)  # type: ignore[arg-type]  # dataclass fields
+        rootdir = str(config.rootpath)
+        self._relative = lambda path: (
+            os.path.relpath(path, rootdir) if path.startswith(rootdir + os.sep) else path
+        )
+        self._groups: dict[tuple[Any, ...], list[pytest.Item]] = {}
+        self._samples: dict[tuple[Any, ...], list[Sample]] = {}
+
+    def close(self) -> None:
+        """Nothing to release; the records carry the findings."""
+
+    # -- per test -------------------------------------------------------------------------------
+
+    def _options(self, item: pytest.Item) -> tuple[str, nplusone.Options]:
+        mode = self.settings.n_plus_one
+        threshold = self.settings.n_plus_one_threshold
+        allow: list[str] = [
+            entry for entry in self.settings.ignore if "." in entry and "/" not in entry
+        ]
+        call_sites = [entry for entry in self.settings.ignore if entry not in allow]
+        strict = False
+        for mark in item.iter_markers("allow_n_plus_one"):
+            allow.extend(markers.parse(mark, item.nodeid) or ("*",))
+        no_n_plus_one = item.get_closest_marker("no_n_plus_one")
+        if no_n_plus_one is not None:
+            chosen = markers.parse(no_n_plus_one, item.nodeid)
+            mode = "fail"
+            threshold = chosen if chosen is not None else threshold
+        strict_loading = item.get_closest_marker("strict_loading")
+        if strict_loading is not None:
+            markers.parse(strict_loading, item.nodeid)
+            strict, mode = True, "fail"
+        options = nplusone.Options(
+            threshold=threshold,
+            strict_loading=strict,
+            allow=tuple(allow),
+            ignore_call_sites=tuple(call_sites),
+            is_test_code=is_test_code,
+            relative=self._relative,
+        )
+        return mode, options
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        mode, options = self._options(item)
+        item.stash[MODE_KEY] = mode
+        item.stash[OPTIONS_KEY] = options
+        mark = item.get_closest_marker("constant_queries")
+        if mark is not None:
+            argname, _ = markers.parse(mark, item.nodeid)
+            callspec = getattr(item, "callspec", None)
+            if callspec is None or argname not in callspec.params:
+                pytest.fail(
+                    f"{item.nodeid}: @pytest.mark.constant_queries({argname!r}) needs the test "
+                    f"parametrized over {argname!r}, e.g. "
+                    f"@pytest.mark.parametrize({argname!r}, [2, 5])",
+                    pytrace=False,
+                )
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        try:
+            result = yield
+        except BaseException:
+            self._detect(item)  # recorded for reports; the test failed already
+            raise
+        findings = self._detect(item)
+        if findings and item.stash.get(MODE_KEY, "off") == "fail":
+            pytest.fail(describe(findings), pytrace=False)
+        self._check_constant(item)
+        return result
+
+    def _detect(self, item: pytest.Item) -> list[Finding]:
+        mode = item.stash.get(MODE_KEY, "off")
+        if mode == "off":
+            return []
+        log = self.core.log_of(item)
+        findings = nplusone.check(log.checked(), item.stash[OPTIONS_KEY])
+        self.core.findings_of(item).extend(findings)
+        return findings
+
+    # -- constant_queries -----------------------------------------------------------------------
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            mark = item.get_closest_marker("constant_queries")
+            callspec = getattr(item, "callspec", None)
+            if mark is None or callspec is None or not mark.args:
+                continue
+            argname = mark.args[0]
+            others = tuple(
+                sorted(
+                    (key, repr(value)) for key, value in callspec.params.items() if key != argname
+                )
+            )
+            key = (item.parent.nodeid if item.parent else "", item.originalname, others)  # type: ignore[attr-defined]
+            item.stash[GROUP_KEY] = key
+            self._groups.setdefault(key, []).append(item)
+
+    def _check_constant(self, item: pytest.Item) -> None:
+        key = item.stash.get(GROUP_KEY, None)
+        if key is None:
+            return
+        mark = item.get_closest_marker("constant_queries")
+        if mark is None:
+            return
+        argname, slope = markers.parse(mark, item.nodeid)
+        log = self.core.log_of(item)
+        samples = self._samples.setdefault(key, [])
+        samples.append(
+            Sample(
+                scale=item.callspec.params[argname],  # type: ignore[attr-defined]
+                count=log.count,
+                fingerprints=Counter(s.display_sql for s in log.counted),
+            )
+        )
+        group = self._groups.get(key, [])
+        if group and item is group[-1]:
+            if len(samples) < 2:
+                pytest.fail(
+                    f"{item.nodeid}: constant_queries({argname!r}) compares the instances of a "
+                    f"test over {argname!r}; give it two values or more",
+                    pytrace=False,
+                )
+            problem = compare_samples(argname, samples, slope=slope)
+            if problem is not None:
+                pytest.fail(problem, pytrace=False)
+
+    # -- terminal -------------------------------------------------------------------------------
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        warned = [
+            (record["nodeid"], finding)
+            for record in self.core.records
+            if record["outcome"] == "passed"
+            for finding in record["findings"]
+            if finding["kind"] in nplusone.KINDS
+        ]
+        if not warned:
+            return
+        terminalreporter.write_sep("-", f"sqlaperf: {len(warned)} N+1 findings in passing tests")
+        for nodeid, finding in warned:
+            terminalreporter.write_line(f"{nodeid}: {finding['message']}", yellow=True)
+            if finding["fix"]:
+                terminalreporter.write_line(f"    fix: {finding['fix']}")
+
+
+def describe(findings: list[Finding]) -> str:
+    """A failure message: each finding with its call site, the source line, and the fix."""
+    lines = [f"N+1: {len(findings)} finding{'s' if len(findings) > 1 else ''}"]
+    for number, finding in enumerate(findings, start=1):
+        lines.append(f"{number}. {finding.kind}: {finding.message}")
+        lines.extend(f"     {line}" for line in finding.evidence[1:])
+        if finding.fix:
+            lines.append(f"     fix: {finding.fix}")
+    return "\n".join(lines)
