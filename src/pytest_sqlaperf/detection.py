@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections import Counter
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from .plugin import SqlaperfPlugin
 
 MODES = ("fail", "warn", "off")
-TEST_CODE = ("test_*.py", "*_test.py", "conftest.py", "factories.py", "*/tests/*", "*/factories/*")
+TEST_CODE = ("conftest.py", "factories.py", "*/tests/*", "*/factories/*")
+"""Besides pytest's ``python_files``: where row-by-row writes are test data set-up, not N+1."""
 
 OPTIONS = (
     settings.Option(
@@ -67,10 +68,15 @@ def addoption(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
         parser.addini(option.ini, option.help, type=option.ini_type, default=None)
 
 
-def is_test_code(path: str) -> bool:
-    """Test modules, conftest files and factories: where row-by-row writes are test data set-up."""
-    name = os.path.basename(path)
-    return any(fnmatch.fnmatch(name, glob) or fnmatch.fnmatch(path, glob) for glob in TEST_CODE)
+def test_code_matcher(config: pytest.Config) -> Callable[[str], bool]:
+    """Whether a path is test code: pytest's ``python_files``, conftest files and factories."""
+    globs = (*config.getini("python_files"), *TEST_CODE)
+
+    def is_test_code(path: str) -> bool:
+        name = os.path.basename(path)
+        return any(fnmatch.fnmatch(name, glob) or fnmatch.fnmatch(path, glob) for glob in globs)
+
+    return is_test_code
 
 
 class Detection:
@@ -88,6 +94,7 @@ class Detection:
         self._relative = lambda path: (
             os.path.relpath(path, rootdir) if path.startswith(rootdir + os.sep) else path
         )
+        self._is_test_code = test_code_matcher(config)
         self._groups: dict[tuple[Any, ...], list[pytest.Item]] = {}
         self._samples: dict[tuple[Any, ...], list[Sample]] = {}
 
@@ -99,10 +106,9 @@ class Detection:
     def _options(self, item: pytest.Item) -> tuple[str, nplusone.Options]:
         mode = self.settings.n_plus_one
         threshold = self.settings.n_plus_one_threshold
-        allow: list[str] = [
-            entry for entry in self.settings.ignore if "." in entry and "/" not in entry
-        ]
-        call_sites = [entry for entry in self.settings.ignore if entry not in allow]
+        # an ignore entry is a target, a statement prefix or a call-site glob: try it as each
+        allow: list[str] = list(self.settings.ignore)
+        call_sites = list(self.settings.ignore)
         strict = False
         for mark in item.iter_markers("allow_n_plus_one"):
             allow.extend(markers.parse(mark, item.nodeid) or ("*",))
@@ -120,7 +126,7 @@ class Detection:
             strict_loading=strict,
             allow=tuple(allow),
             ignore_call_sites=tuple(call_sites),
-            is_test_code=is_test_code,
+            is_test_code=self._is_test_code,
             relative=self._relative,
         )
         return mode, options

@@ -86,6 +86,18 @@ class Sqlaperf:
         if finding is not None:
             raise BudgetExceeded("\n".join((finding.message, *finding.evidence)))
 
+    @contextmanager
+    def allow_n_plus_one(self) -> Iterator[None]:
+        """``with sqlaperf.allow_n_plus_one():`` the N+1 check leaves the block's statements alone.
+
+        They still count toward budgets.
+        """
+        start = len(self._log.statements)
+        try:
+            yield
+        finally:
+            self._log.exempt.append((start, len(self._log.statements)))
+
     def __repr__(self) -> str:
         return f"<sqlaperf count={self.count}>"
 

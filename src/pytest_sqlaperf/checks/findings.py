@@ -24,3 +24,4 @@ class Finding:
     count: int = 1
     source: CallSite | None = None
     fingerprint: str | None = None
+    display_sql: str | None = None

@@ -164,6 +164,7 @@ def _lazy_findings(loads: list[Statement], options: Options) -> list[Finding]:
                 count=len(group),
                 source=root.call_site if root is not None else None,
                 fingerprint=first.fingerprint,
+                display_sql=first.display_sql,
             )
         )
     return findings
@@ -263,6 +264,7 @@ def _statement_findings(
                 count=len(group),
                 source=source.call_site if source else None,
                 fingerprint=first.fingerprint,
+                display_sql=first.display_sql,
             )
         )
     return findings
@@ -272,7 +274,7 @@ def _allowed(finding: Finding, options: Options) -> bool:
     for target in options.allow:
         if target == "*" or finding.target == target:
             return True
-        if finding.target and finding.target.upper().startswith(target.upper()):
+        if finding.display_sql and finding.display_sql.upper().startswith(target.upper()):
             return True
     if finding.call_site is not None and options.ignore_call_sites:
         path = options.relative(finding.call_site.path)
