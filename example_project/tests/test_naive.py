@@ -41,6 +41,10 @@ from tests.helpers import kinds, prefer_indexes, rows_removed_by_filter
 
 SIZES = [2, 5]
 
+# These tests measure what the naive code costs, on purpose; tests/test_n_plus_one.py shows the
+# plugin catching each of them.
+pytestmark = pytest.mark.allow_n_plus_one
+
 
 async def _threads(make: BlogFactory, posts: int) -> None:
     """``posts`` published posts, each by its own author, with its own category and tag, one

@@ -151,6 +151,13 @@ def _stop_cleanly_on_sigterm() -> signal.Handlers | None:
     return signal.SIG_DFL
 
 
+def _outcome(report: pytest.TestReport) -> str:
+    """passed, failed or skipped; xfailed and xpassed told apart, as pytest's summary does."""
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    return report.outcome
+
+
 class SqlaperfPlugin:
     """The run's state: settings, the statement recorder, the database provisioner and records."""
 
@@ -302,7 +309,7 @@ class SqlaperfPlugin:
                     item.nodeid,
                     log,
                     rootdir=str(self.config.rootpath),
-                    outcome=report.outcome,
+                    outcome=_outcome(report),
                     budget=None if budget is None else budget.describe(),
                     violation=item.stash.get(VIOLATION_KEY, None),
                     findings=item.stash.get(FINDINGS_KEY, None),

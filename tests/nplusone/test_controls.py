@@ -35,7 +35,7 @@ def test_fail_mode_names_call_site_count_and_fix(project: pytest.Pytester) -> No
             "         book.author.name",
             "     statement: SELECT authors.id, authors.name FROM authors WHERE authors.id = ?",
             "     rows from: test_loop.py:15 in test_loop  SELECT books.id, * FROM books",
-            "     fix: add .options(joinedload(Book.author)*) to the query at test_loop.py:15*",
+            "     fix: add .options(joinedload(Book.author)) to the query at test_loop.py:15*",
         ]
     )
     result.stdout.no_fnmatch_line("*Traceback*")

@@ -68,12 +68,13 @@ def _evidence(group: Sequence[Statement], source: Statement | None, options: Opt
     return lines
 
 
-def _lazy_chain(statement: Statement) -> list[str]:
-    """``["Post.comments", "Comment.author"]`` for a lazy load whose parent was lazily loaded."""
-    chain: list[str] = []
+def _lazy_chain(statement: Statement) -> list[OrmLoad]:
+    """The loads ``Post.comments`` then ``Comment.author`` for a lazy load whose parent was lazily
+    loaded: the path of loader options that fetches them all up front."""
+    chain: list[OrmLoad] = []
     current: Statement | None = statement
     while current is not None and current.orm_load is not None and current.orm_load.kind == "lazy":
-        chain.append(current.orm_load.target)
+        chain.append(current.orm_load)
         current = current.orm_load.parent
     return list(reversed(chain))
 
@@ -96,16 +97,16 @@ def _loader_fix(statement: Statement, load: OrmLoad, options: Options) -> str:
             f"{load.entity} objects were expired (e.g. by commit) and reloaded one by one: "
             "use expire_on_commit=False, or reload them with one query"
         )
-    parts = []
-    for target in _lazy_chain(statement) or [load.target]:
-        is_collection = target == load.target and load.collection
-        parts.append(f"{'selectinload' if is_collection else 'joinedload'}({target})")
-    loader = ".".join(parts)
-    if not load.collection and len(parts) == 1:
-        loader += f" (or selectinload({load.target}) if that query already joins a collection)"
+    parts = [
+        f"{'selectinload' if step.collection else 'joinedload'}({step.target})"
+        for step in _lazy_chain(statement) or [load]
+    ]
     root = _root_query(statement)
     where = f" to the query at {_site(root.call_site, options)}" if root else " to the query"
-    return f"add .options({loader}){where}"
+    fix = f"add .options({'.'.join(parts)}){where}"
+    if not load.collection and len(parts) == 1:
+        fix += f" (selectinload({load.target}) if that query already joins a collection)"
+    return fix
 
 
 def _group_by(
@@ -193,13 +194,20 @@ def _source_of(group: Sequence[Statement], counted: Sequence[Statement]) -> Stat
     return None
 
 
+def _attribute(column: str) -> str:
+    """``User.email`` for ``users.email`` when a mapped class has that table."""
+    table, _, name = column.rpartition(".")
+    entity = entity_for_table(table) if table else None
+    return f"{entity}.{name}" if entity else column
+
+
 def _select_fix(statement: Statement) -> str:
     match = _WHERE_EQUALS.search(statement.display_sql)
     if match:
-        column = match.group(1)
+        column = _attribute(match.group(1))
         return (
-            f"fetch them with one query before the loop: .where({column}.in_(ids)) instead of "
-            f"{column} = ? per item (or load the relationship with selectinload)"
+            f"fetch them with one query before the loop: .where({column}.in_(keys)) "
+            f"instead of {column} == key per item"
         )
     return "fetch the rows with one query before the loop (IN (...) over the keys)"
 
@@ -231,8 +239,8 @@ def _statement_findings(
             continue
         first = group[0]
         if first.kind == "select":
-            if _is_batch(group):
-                continue
+            if _is_batch(group) or " FROM " not in first.display_sql:
+                continue  # IN batches fetch many rows; SELECT 1 / now() pings touch no table
             distinct = _group_by(group, _parameters_key)
             duplicated = max(len(same) for same in distinct.values())
             if len(distinct) == 1:
