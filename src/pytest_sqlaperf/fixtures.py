@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import inspect
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, final
 
@@ -11,6 +13,7 @@ import pytest_asyncio
 
 from .capture.querylog import QueryLog, Statement
 from .checks import budget as budget_check
+from .checks.scaling import Sample, compare_samples
 from .markers import max_queries_marker
 
 if TYPE_CHECKING:
@@ -33,10 +36,18 @@ class Sqlaperf:
     Statements of fixture set-up are not in it; statements from threads the test starts are.
     """
 
-    def __init__(self, plugin: SqlaperfPlugin, log: QueryLog, *, show_parameters: bool) -> None:
+    def __init__(
+        self,
+        plugin: SqlaperfPlugin,
+        log: QueryLog,
+        *,
+        show_parameters: bool,
+        request: pytest.FixtureRequest | None = None,
+    ) -> None:
         self._plugin = plugin
         self._log = log
         self._show_parameters = show_parameters
+        self._request = request
 
     @property
     def log(self) -> QueryLog:
@@ -98,8 +109,107 @@ class Sqlaperf:
         finally:
             self._log.exempt.append((start, len(self._log.statements)))
 
+    def assert_constant_queries(
+        self,
+        populate: Callable[[int], Any],
+        run: Callable[[], Any],
+        scales: Sequence[int] = (2, 5),
+        *,
+        session: Any = None,
+        slope: float = 0,
+    ) -> Any:
+        """Fail unless ``run()`` runs as many statements after ``populate(n)`` for every n in
+        ``scales`` (or at most ``slope`` more per unit of n).
+
+        Each scale runs in its own SAVEPOINT, rolled back after it, on ``session`` (by default the
+        test's ``sqlaperf_async_session`` or ``sqlaperf_session``); ``populate``'s statements
+        are not counted, and the session is flushed and emptied before ``run()`` so that it loads
+        what it needs from the database. ``populate`` and ``run`` may be coroutine functions:
+        with them, or with an AsyncSession, await the call.
+        """
+        __tracebackhide__ = True
+        if len(scales) < 2:
+            raise ValueError(f"assert_constant_queries needs two scales or more, got {scales!r}")
+        session = session if session is not None else self._test_session()
+        if (
+            inspect.iscoroutinefunction(populate)
+            or inspect.iscoroutinefunction(run)
+            or hasattr(session, "sync_session")
+        ):
+            return self._constant_async(populate, run, scales, session, slope)
+        samples = []
+        for scale in scales:
+            savepoint = session.begin_nested() if session is not None else None
+            try:
+                with self._plugin.recorder.paused():
+                    populate(scale)
+                    if session is not None:
+                        session.flush()
+                        session.expunge_all()
+                # the scales repeat run() on purpose: the comparison judges it, not the N+1 check
+                with self.allow_n_plus_one(), self.capture() as log:
+                    run()
+                samples.append(_sample(scale, log))
+            finally:
+                if savepoint is not None:
+                    savepoint.rollback()
+                    session.expunge_all()
+        self._judge(samples, slope)
+        return None
+
+    async def _constant_async(
+        self,
+        populate: Callable[[int], Any],
+        run: Callable[[], Any],
+        scales: Sequence[int],
+        session: Any,
+        slope: float,
+    ) -> None:
+        __tracebackhide__ = True
+        samples = []
+        for scale in scales:
+            savepoint = await session.begin_nested() if session is not None else None
+            try:
+                with self._plugin.recorder.paused():
+                    await _maybe_await(populate(scale))
+                    if session is not None:
+                        await session.flush()
+                        session.expunge_all()
+                with self.allow_n_plus_one(), self.capture() as log:
+                    await _maybe_await(run())
+                samples.append(_sample(scale, log))
+            finally:
+                if savepoint is not None:
+                    await savepoint.rollback()
+                    session.expunge_all()
+        self._judge(samples, slope)
+
+    def _judge(self, samples: list[Sample], slope: float) -> None:
+        __tracebackhide__ = True
+        problem = compare_samples("n", samples, slope=slope)
+        if problem is not None:
+            raise BudgetExceeded(problem)
+
+    def _test_session(self) -> Any:
+        if self._request is None:
+            return None
+        for name in ("sqlaperf_async_session", "sqlaperf_session"):
+            if name in self._request.fixturenames:
+                return self._request.getfixturevalue(name)
+        return None
+
     def __repr__(self) -> str:
         return f"<sqlaperf count={self.count}>"
+
+
+def _sample(scale: int, log: QueryLog) -> Sample:
+    return Sample(
+        scale=scale, count=log.count, fingerprints=Counter(s.display_sql for s in log.counted)
+    )
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
 
 
 def _plugin(config: pytest.Config) -> SqlaperfPlugin:
@@ -194,10 +304,13 @@ async def sqlaperf_async_session(sqlaperf_async_engine: AsyncEngine) -> AsyncIte
 @pytest.fixture
 def sqlaperf(request: pytest.FixtureRequest) -> Sqlaperf:
     """The current test's query log: ``count``, ``statements``, ``count_by_kind()``,
-    ``with sqlaperf.capture() as log:`` and ``with sqlaperf.max_queries(2):``.
+    ``with sqlaperf.capture() as log:``, ``with sqlaperf.max_queries(2):``,
+    ``with sqlaperf.allow_n_plus_one():`` and ``sqlaperf.assert_constant_queries(populate, run)``.
     """
     plugin = _plugin(request.config)
-    return Sqlaperf(plugin, plugin.log_of(request.node), show_parameters=plugin.show_parameters)
+    return Sqlaperf(
+        plugin, plugin.log_of(request.node), show_parameters=plugin.show_parameters, request=request
+    )
 
 
 __all__: list[str] = []

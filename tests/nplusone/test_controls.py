@@ -225,3 +225,64 @@ def test_bad_options(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-osqlaperf_n_plus_one_threshold=zero")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*sqlaperf_n_plus_one_threshold must be a whole number >= 1*"])
+
+
+ASSERT_CONSTANT = """
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from pytest_sqlaperf import BudgetExceeded
+from models import Author, Book
+
+def populate(session, n):
+    for i in range(n):
+        session.add(Author(name=f"a{i}", books=[Book(title="t")]))
+
+def listing(session, options=()):
+    for author in session.scalars(select(Author).options(*options)).all():
+        len(author.books)
+
+@pytest.mark.allow_n_plus_one
+def test_sync_n_plus_one(sqlaperf_session, sqlaperf):
+    with pytest.raises(BudgetExceeded, match="statements grow with n: 3 at n=2, 6 at n=5"):
+        sqlaperf.assert_constant_queries(
+            lambda n: populate(sqlaperf_session, n), lambda: listing(sqlaperf_session)
+        )
+    # every scale was rolled back
+    assert sqlaperf_session.scalars(select(Author)).all() == []
+
+def test_sync_selectinload(sqlaperf_session, sqlaperf):
+    sqlaperf.assert_constant_queries(
+        lambda n: populate(sqlaperf_session, n),
+        lambda: listing(sqlaperf_session, [selectinload(Author.books)]),
+        scales=(1, 3, 10),
+    )
+
+@pytest.mark.asyncio
+@pytest.mark.allow_n_plus_one
+async def test_async_n_plus_one(sqlaperf_async_session, sqlaperf):
+    session = sqlaperf_async_session
+
+    async def populate_async(n):
+        await session.run_sync(populate, n)
+
+    async def run():
+        await session.run_sync(listing)
+
+    with pytest.raises(BudgetExceeded, match="statements grow with n"):
+        await sqlaperf.assert_constant_queries(populate_async, run, scales=(2, 3))
+
+@pytest.mark.asyncio
+async def test_async_selectinload(sqlaperf_async_session, sqlaperf):
+    session = sqlaperf_async_session
+
+    async def run():
+        await session.run_sync(listing, [selectinload(Author.books)])
+
+    await sqlaperf.assert_constant_queries(lambda n: session.run_sync(populate, n), run)
+"""
+
+
+def test_assert_constant_queries(project: pytest.Pytester) -> None:
+    project.makepyfile(test_assert_constant=ASSERT_CONSTANT)
+    project.runpytest().assert_outcomes(passed=4)
