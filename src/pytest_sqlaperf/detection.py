@@ -97,6 +97,8 @@ class Detection:
         self._is_test_code = test_code_matcher(config)
         self._groups: dict[tuple[Any, ...], list[pytest.Item]] = {}
         self._samples: dict[tuple[Any, ...], list[Sample]] = {}
+        self.uncompared: list[str] = []
+        """constant_queries tests whose instances did not all run in this process."""
 
     def close(self) -> None:
         """Nothing to release; the records carry the findings."""
@@ -187,6 +189,9 @@ class Detection:
             key = (item.parent.nodeid if item.parent else "", item.originalname, others)  # type: ignore[attr-defined]
             item.stash[GROUP_KEY] = key
             self._groups.setdefault(key, []).append(item)
+            if self.config.pluginmanager.hasplugin("xdist"):
+                # with --dist loadgroup, xdist keeps the instances on one worker to compare
+                item.add_marker(pytest.mark.xdist_group(f"sqlaperf-constant-{len(self._groups)}"))
 
     def _check_constant(self, item: pytest.Item) -> None:
         key = item.stash.get(GROUP_KEY, None)
@@ -207,12 +212,16 @@ class Detection:
         )
         group = self._groups.get(key, [])
         if group and item is group[-1]:
-            if len(samples) < 2:
+            if len(group) < 2:
                 pytest.fail(
                     f"{item.nodeid}: constant_queries({argname!r}) compares the instances of a "
                     f"test over {argname!r}; give it two values or more",
                     pytrace=False,
                 )
+            if len(samples) < len(group):
+                # pytest-xdist ran some instances on other workers (or they were deselected)
+                self.uncompared.append(item.nodeid)
+                return
             problem = compare_samples(argname, samples, slope=slope)
             if problem is not None:
                 pytest.fail(problem, pytrace=False)
@@ -220,6 +229,12 @@ class Detection:
     # -- terminal -------------------------------------------------------------------------------
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        for nodeid in self.uncompared:
+            terminalreporter.write_line(
+                f"sqlaperf: constant_queries not compared for {nodeid}: its instances ran in "
+                "different processes (use --dist loadgroup or assert_constant_queries)",
+                yellow=True,
+            )
         # failed tests show their findings in the failure itself; these did not fail (warn mode)
         # or failed as expected (xfail), so the summary is the only place they are seen
         for outcome, title in (
