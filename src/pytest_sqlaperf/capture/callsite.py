@@ -69,13 +69,22 @@ class CallSiteFinder:
         return verdict
 
     def find(self, frame: FrameType | None) -> CallSite | None:
-        greenlet_module = sys.modules.get("greenlet")
-        current = greenlet_module.getcurrent() if greenlet_module is not None else None
+        verdicts = self._is_user
+        current = None
         while True:
             while frame is not None:
-                if self._user_code(frame.f_code):
-                    return CallSite(frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
+                code = frame.f_code
+                verdict = verdicts.get(code)  # inlined: this walk runs for every statement
+                if verdict is None:
+                    verdict = self._user_code(code)
+                if verdict:
+                    return CallSite(code.co_filename, frame.f_lineno, code.co_name)
                 frame = frame.f_back
+            if current is None:
+                greenlet_module = sys.modules.get("greenlet")
+                if greenlet_module is None:
+                    return None
+                current = greenlet_module.getcurrent()
             parent = getattr(current, "parent", None)
             if parent is None:
                 return None

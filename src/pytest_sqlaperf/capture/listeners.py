@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Mapper, ORMExecuteState, Session
+from sqlalchemy.orm import Mapper
 from sqlalchemy.orm.base import instance_state
 
 from . import ormloads
@@ -56,7 +56,6 @@ class Recorder:
             return
         event.listen(Engine, "before_cursor_execute", self._before_cursor_execute)
         event.listen(Engine, "after_cursor_execute", self._after_cursor_execute)
-        event.listen(Session, "do_orm_execute", self._do_orm_execute)
         event.listen(Mapper, "load", self._on_load)
         Recorder._installed_stack.append(self)
         self._installed = True
@@ -66,7 +65,6 @@ class Recorder:
             return
         event.remove(Engine, "before_cursor_execute", self._before_cursor_execute)
         event.remove(Engine, "after_cursor_execute", self._after_cursor_execute)
-        event.remove(Session, "do_orm_execute", self._do_orm_execute)
         event.remove(Mapper, "load", self._on_load)
         Recorder._installed_stack.remove(self)
         self._installed = False
@@ -98,10 +96,6 @@ class Recorder:
     def _recording(self) -> bool:
         return bool(self._active) and Recorder._installed_stack[-1] is self
 
-    def _do_orm_execute(self, state: ORMExecuteState) -> None:
-        if self._recording():
-            self._thread.orm_load = ormloads.describe(state, self._loaded_by)
-
     def _on_load(self, target: object, context: object) -> None:
         if self._recording():
             statement = getattr(self._thread, "statement", None)
@@ -120,9 +114,7 @@ class Recorder:
         active = self._active
         if not active or Recorder._installed_stack[-1] is not self:
             return
-        orm_load = getattr(self._thread, "orm_load", None)
-        if orm_load is not None:
-            self._thread.orm_load = None
+        orm_load = ormloads.from_context(context, self._loaded_by) if context is not None else None
         shape = shape_of(statement)
         rows = len(parameters) if executemany else _insertmanyvalues_rows(context, parameters)
         record = Statement(

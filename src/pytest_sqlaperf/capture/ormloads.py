@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import ORMExecuteState
-
     from .querylog import Statement
 
 
@@ -30,40 +28,42 @@ class OrmLoad:
     parent: Statement | None = None
 
 
-def _relationship(state: ORMExecuteState) -> Any:
-    path = state.loader_strategy_path
-    if path is not None and len(path) >= 2:
-        return path[-1]
-    return None
+def _class_name(value: Any) -> str | None:
+    class_ = getattr(value, "class_", None)
+    return getattr(class_, "__name__", None)
 
 
-def describe(state: ORMExecuteState, loaded_by: dict[int, Statement]) -> OrmLoad | None:
-    """The OrmLoad of one ORM execution, or None for a statement the user's code asked for."""
-    if not state.is_select:
+def from_context(context: Any, loaded_by: dict[int, Statement]) -> OrmLoad | None:
+    """The OrmLoad of the statement an execution context is about to run, if the ORM loads.
+
+    It reads what ``ORMExecuteState`` reads (the ``_sa_orm_load_options`` execution option and
+    the statement's compile options) without listening to ``do_orm_execute``: with a listener
+    there, SQLAlchemy builds an ORMExecuteState for every ORM execution, which is most of what
+    telling loads apart would cost.
+    """
+    load_options = context.execution_options.get("_sa_orm_load_options")
+    if load_options is None:
         return None
-    lazy_from = state.lazy_loaded_from
+    compile_options = getattr(context.invoked_statement, "_compile_options", None)
+    path = getattr(compile_options, "_current_path", None)
+    lazy_from = getattr(load_options, "_lazy_loaded_from", None)
+    relationship = path[-1] if path is not None and len(path) >= 2 else None
     if lazy_from is not None:
-        prop = _relationship(state)
-        entity = lazy_from.class_.__name__
-        key = getattr(prop, "key", None)
-        parent_class = getattr(getattr(prop, "parent", None), "class_", None)
-        if parent_class is not None:
-            entity = parent_class.__name__
+        entity = _class_name(getattr(relationship, "parent", None)) or lazy_from.class_.__name__
+        key = getattr(relationship, "key", None)
         return OrmLoad(
             kind="lazy",
             target=f"{entity}.{key}" if key else f"{entity}.<lazy load>",
             entity=entity,
             attribute=key,
-            collection=bool(getattr(prop, "uselist", False)),
-            configured_lazy=getattr(prop, "lazy", None),
+            collection=bool(getattr(relationship, "uselist", False)),
+            configured_lazy=getattr(relationship, "lazy", None),
             parent=loaded_by.get(id(lazy_from)),
         )
-    if state.is_column_load:
-        options = state.load_options
-        refreshed = getattr(options, "_refresh_state", None)
-        mapper = state.bind_mapper
-        entity = mapper.class_.__name__ if mapper is not None else "<object>"
-        names = getattr(options, "_only_load_props", None)
+    if getattr(compile_options, "_for_refresh_state", False):
+        refreshed = getattr(load_options, "_refresh_state", None)
+        entity = _class_name(refreshed) or "<object>"
+        names = getattr(load_options, "_only_load_props", None)
         attribute = ", ".join(str(name) for name in names) if names else None
         return OrmLoad(
             kind="column",
@@ -72,9 +72,8 @@ def describe(state: ORMExecuteState, loaded_by: dict[int, Statement]) -> OrmLoad
             attribute=attribute,
             parent=loaded_by.get(id(refreshed)) if refreshed is not None else None,
         )
-    if state.is_relationship_load:
-        prop = _relationship(state)
-        entity = getattr(getattr(getattr(prop, "parent", None), "class_", None), "__name__", "?")
-        key = getattr(prop, "key", "?")
+    if relationship is not None:
+        entity = _class_name(getattr(relationship, "parent", None)) or "?"
+        key = getattr(relationship, "key", "?")
         return OrmLoad(kind="eager", target=f"{entity}.{key}", entity=entity, attribute=key)
     return None
