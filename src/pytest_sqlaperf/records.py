@@ -8,6 +8,7 @@ and never bound parameters.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from typing import Any, TypedDict
 
 from .capture.querylog import CallSite, QueryLog
@@ -55,14 +56,19 @@ class TestRecord(TypedDict):
     duration: float  # seconds spent in the database; the only non-deterministic field
 
 
+@lru_cache(maxsize=4096)
+def _relative(path: str, rootdir: str) -> str:
+    """The path as records keep it (every statement's call site goes through here: cached)."""
+    if path.startswith(rootdir.rstrip(os.sep) + os.sep):
+        path = os.path.relpath(path, rootdir)
+    return path.replace(os.sep, "/")
+
+
 def call_site_record(call_site: CallSite | None, rootdir: str) -> CallSiteRecord | None:
     if call_site is None:
         return None
-    path = call_site.path
-    if path.startswith(rootdir.rstrip(os.sep) + os.sep):
-        path = os.path.relpath(path, rootdir)
     return {
-        "path": path.replace(os.sep, "/"),
+        "path": _relative(call_site.path, rootdir),
         "line": call_site.line,
         "function": call_site.function,
     }
@@ -95,6 +101,7 @@ def make_record(
 ) -> TestRecord:
     """Summarise a test's QueryLog into a record (counts, fingerprints, findings; no parameters)."""
     fingerprints: dict[str, FingerprintRecord] = {}
+    seen: set[tuple[str, CallSite | None]] = set()
     for statement in log.counted:
         entry = fingerprints.get(statement.fingerprint)
         if entry is None:
@@ -105,9 +112,12 @@ def make_record(
                 "call_sites": [],
             }
         entry["count"] += 1
-        site = call_site_record(statement.call_site, rootdir)
-        if site is not None and site not in entry["call_sites"]:
-            entry["call_sites"].append(site)
+        key = (statement.fingerprint, statement.call_site)
+        if statement.call_site is not None and key not in seen:
+            seen.add(key)
+            site = call_site_record(statement.call_site, rootdir)
+            if site is not None and site not in entry["call_sites"]:
+                entry["call_sites"].append(site)
     return {
         "version": RECORD_VERSION,
         "nodeid": nodeid,
