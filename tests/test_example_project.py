@@ -32,4 +32,7 @@ def test_example_project_suite_passes_under_the_plugin() -> None:
     assert "= sqlaperf =" in output
     assert "server: embedded PostgreSQL" in output
     assert "all within budget" in output
+    for report in ("report.md", "report.html", "report.json"):
+        assert f"example_project/sqlaperf-reports/{report}" in output
+        assert (ROOT / "example_project" / "sqlaperf-reports" / report).stat().st_size > 0
     assert " failed" not in output.splitlines()[-1]

@@ -34,6 +34,7 @@ from .reports import terminal
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
+    from .postgres.server import ServerInfo
     from .provision import Provisioner, WorkerDatabase
 
 PLUGIN_KEY = pytest.StashKey["SqlaperfPlugin"]()
@@ -187,6 +188,11 @@ class SqlaperfPlugin:
         """The test whose call phase is running (checks that run per statement need it)."""
 
     @property
+    def server_info(self) -> ServerInfo | None:
+        """The run's server, once started or attached to; None when no test asked for one."""
+        return self._provisioner.info if self._provisioner is not None else None
+
+    @property
     def show_parameters(self) -> bool:
         return self.settings.show_params or self.config.get_verbosity() > 0
 
@@ -316,7 +322,8 @@ class SqlaperfPlugin:
                     plans=item.stash.get(PLANS_KEY, None),
                 )
                 setattr(report, RECORD_ATTRIBUTE, record)
-                report.user_properties.append(("sqlaperf_statements", record["count"]))
+                # JUnit XML reads the properties from the item (via the teardown report)
+                item.user_properties.append(("sqlaperf_statements", record["count"]))
         return report
 
     @pytest.hookimpl(wrapper=True)
@@ -339,6 +346,4 @@ class SqlaperfPlugin:
         return terminal.header(self.settings)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        provisioner = self._provisioner
-        info = provisioner.info if provisioner is not None else None
-        terminal.summary(terminalreporter, self.records, info)
+        terminal.summary(terminalreporter, self.records, self.server_info)

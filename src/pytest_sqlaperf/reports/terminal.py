@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from .jsonreport import plural
+
 if TYPE_CHECKING:
     from ..postgres.server import ServerInfo
     from ..records import TestRecord
     from ..settings import Settings
+    from .delta import Comparison
+    from .jsonreport import BaselineUse
 
 TOP_TESTS = 10
 
@@ -66,3 +70,107 @@ def summary(writer: Writer, records: list[TestRecord], server: ServerInfo | None
         budgeted = sum(1 for record in records if record["budget"])
         if budgeted:
             writer.write_line(f"budgets: {budgeted} tests, all within budget", green=True)
+
+
+def comparison_lines(comparison: Comparison, *, listed: int = TOP_TESTS) -> list[tuple[str, bool]]:
+    """The comparison as lines (and whether each is bad news): counts, then every regression with
+    the fingerprints added or grown and their call sites."""
+    lines: list[tuple[str, bool]] = []
+    parts = [
+        plural(len(comparison["regressions"]), "regression"),
+        plural(len(comparison["improvements"]), "improvement"),
+        f"{len(comparison['new'])} not in the baseline",
+        f"{comparison['unchanged']} unchanged",
+    ]
+    if comparison["changed"]:
+        parts.append(f"{len(comparison['changed'])} with other statements at the same count")
+    if comparison["tolerated"]:
+        parts.append(f"{len(comparison['tolerated'])} within tolerance {comparison['tolerance']}")
+    lines.append((", ".join(parts), bool(comparison["regressions"])))
+    if comparison["environment"]:
+        lines.append(
+            (
+                "environment differs: " + "; ".join(comparison["environment"]) + "; differences "
+                "are not counted as regressions: re-record the baseline in this environment "
+                "(--sqlaperf-baseline-mode=update)",
+                True,
+            )
+        )
+    for change in comparison["regressions"]:
+        label = "REGRESSION" if comparison["gating"] else "difference"
+        lines.append(
+            (f"{label} {change['nodeid']}: {change['before']} → {change['after']} statements", True)
+        )
+        lines += [(f"    {reason}", True) for reason in change["reasons"]]
+        for fingerprint in change["fingerprints"]:
+            grown = fingerprint["after"] - fingerprint["before"]
+            new = "new, " if fingerprint["before"] == 0 else ""
+            lines.append(
+                (
+                    f"    +{grown} ({new}×{fingerprint['after']}) {fingerprint['kind'].upper()}  "
+                    f"{fingerprint['sql']}",
+                    False,
+                )
+            )
+            lines += [
+                (f"        at {site['path']}:{site['line']} in {site['function']}", False)
+                for site in fingerprint["call_sites"]
+            ]
+    for change in comparison["improvements"][:listed]:
+        lines.append(
+            (
+                f"improved {change['nodeid']}: {change['before']} → {change['after']} statements",
+                False,
+            )
+        )
+    if len(comparison["improvements"]) > listed:
+        lines.append(
+            (f"...and {len(comparison['improvements']) - listed} more improvements", False)
+        )
+    return lines
+
+
+def baseline_summary(
+    writer: Writer, use: BaselineUse, *, fail_on_missing: bool, written: str | None
+) -> None:
+    """The baseline's part of the ``sqlaperf`` section: what was compared or written, and why the
+    run failed when it did."""
+    if not use["existed"] and use["mode"] is None:
+        writer.write_line(
+            f"baseline: {use['path']} does not exist yet; record it with "
+            "--sqlaperf-baseline-mode=update and commit it",
+            yellow=True,
+        )
+        return
+    comparison = use["comparison"]
+    if comparison is not None and use["mode"] != "update":
+        lines = comparison_lines(comparison)
+        first, bad = lines[0]
+        writer.write_line(f"baseline: {use['path']} ({use['mode']}): {first}", red=bad, bold=bad)
+        for line, bad in lines[1:]:
+            writer.write_line(line, red=bad)
+        if comparison["new"]:
+            verb = "failing" if fail_on_missing and use["mode"] == "check" else "not failed"
+            names = ", ".join(comparison["new"][:TOP_TESTS])
+            more = (
+                f", ...and {len(comparison['new']) - TOP_TESTS} more"
+                if len(comparison["new"]) > TOP_TESTS
+                else ""
+            )
+            writer.write_line(
+                f"not in the baseline ({verb}; record with --sqlaperf-baseline-mode=update or "
+                f"ratchet): {names}{more}",
+                yellow=True,
+            )
+        if use["mode"] == "check" and comparison["improvements"]:
+            writer.write_line(
+                "record the improvements with --sqlaperf-baseline-mode=ratchet (or update)"
+            )
+    if written is not None:
+        writer.write_line(f"baseline: {written}", green=use["written"])
+
+
+def report_paths(writer: Writer, written: list[tuple[str, str]]) -> None:
+    """Where each report was written."""
+    for what, path in written:
+        writer.write_line(f"{what} report: {path}")
