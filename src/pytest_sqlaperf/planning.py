@@ -1,17 +1,162 @@
-"""pytest wiring of the plan checks (EXPLAIN): options, the no_seq_scan marker, catalog checks."""
+"""pytest wiring of the plan checks (EXPLAIN): options, the no_seq_scan marker, per-test plan
+findings, the catalog checks at session end, and the ``sqlaperf plans`` summary."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+from collections.abc import Generator, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .checks.plans import find_problems
+from .checks.plantree import indexes_used, shape
+from .explain import ExplainRunner, ExplainSettings
+from .markers import MarkerError, MarkerSpec
+from .reports import plans as plans_report
+from .settings import Option, SettingsError, choice, resolve_values
+
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from .capture.querylog import Statement
+    from .checks.findings import Finding
+    from .checks.plans import PlanProblem
+    from .explain import Explained
     from .plugin import SqlaperfPlugin
+    from .records import FindingRecord
+
+MODES = ("warn", "fail", "off")
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "explain",
+        "EXPLAIN each new statement shape with sequential scans disabled and report reads no "
+        "index serves: warn (list them in the summary; the default), fail (fail the test), "
+        "or off (run no EXPLAIN)",
+    ),
+    Option(
+        "explain_analyze",
+        "EXPLAIN ANALYZE SELECT statements (read-only, in a rolled-back savepoint) instead of a "
+        "plain EXPLAIN (default: false)",
+        flag=False,
+        ini_type="bool",
+    ),
+    Option(
+        "explain_timeout",
+        "statement_timeout of each EXPLAIN, in milliseconds; its lock_timeout is half of it "
+        "(default: 2000)",
+        flag=False,
+    ),
+)
+IGNORE_INI = "sqlaperf_seq_scan_ignore"
+WORKER_OUTPUT_KEY = "sqlaperf_plans"
+"""workeroutput key: a worker's catalog findings and index use, for the controller."""
+MARK_KEY = pytest.StashKey["frozenset[str] | None"]()
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """The plan checks' settings, resolved once (CLI > ini > default)."""
+
+    explain: str = "warn"
+    explain_analyze: bool = False
+    explain_timeout: int = 2000
+    seq_scan_ignore: frozenset[str] = frozenset()
+
+
+def _timeout(option: Option, value: str) -> int:
+    text = value.strip()
+    if not text.isdigit() or not 1 <= int(text) <= 600_000:
+        raise SettingsError(
+            f"{option.ini} got {value!r}; give a whole number of milliseconds, 1 to 600000"
+        )
+    return int(text)
+
+
+VALIDATORS = {
+    "explain": lambda option, value: choice(option, value.strip().lower(), MODES),
+    "explain_timeout": _timeout,
+}
+
+
+def resolve(config: pytest.Config) -> PlanSettings:
+    """The plan settings of the run; raises :class:`SettingsError` naming a bad value."""
+    values = resolve_values(OPTIONS, config, os.environ, VALIDATORS)
+    ignore = config.getini(IGNORE_INI) or []
+    values["seq_scan_ignore"] = frozenset(name for name in ignore if name)
+    return PlanSettings(**values)  # type: ignore[arg-type]  # keys are the dataclass's fields
 
 
 def addoption(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
     """Add the plan checks' options to the ``sqlaperf`` group (and their ini keys)."""
+    for option in OPTIONS:
+        if option.flag:
+            group.addoption(option.cli, default=None, dest=option.dest, help=option.help)
+        # A bool ini key is read as a string: pytest's own parsing of "maybe" fails with a
+        # message that does not name the key; ours does.
+        parser.addini(option.ini, option.help, type="string", default=None)
+    parser.addini(
+        IGNORE_INI,
+        "Tables whose sequential scans, index walks and sorts are never reported "
+        "(names or schema.name, separated by spaces or newlines)",
+        type="args",
+        default=[],
+    )
+
+
+def no_seq_scan_marker(*, ignore: str | Iterable[str] = ()) -> frozenset[str]:
+    """no_seq_scan(*, ignore=())."""
+    names = (ignore,) if isinstance(ignore, str) else ignore
+    try:
+        tables = tuple(names)
+    except TypeError:
+        raise MarkerError(
+            f"ignore must be a table name or a list of them, got {ignore!r}"
+        ) from None
+    for table in tables:
+        if not isinstance(table, str) or not table.strip():
+            raise MarkerError(f"ignore must hold table names, got {table!r}")
+    return frozenset(table.strip() for table in tables)
+
+
+NO_SEQ_SCAN = MarkerSpec(
+    "no_seq_scan",
+    no_seq_scan_marker,
+    "no_seq_scan(*, ignore=())",
+    "fail the test when EXPLAIN finds a read no index serves (a sequential scan, a whole-index "
+    "walk, a sort without index) in a statement its call phase ran; ignore names tables not to "
+    "report",
+)
+
+
+def _parse_marker(mark: pytest.Mark, nodeid: str) -> frozenset[str]:
+    """Validate the marker's arguments; a bad call fails set-up with one line, no traceback."""
+    try:
+        tables: frozenset[str] = NO_SEQ_SCAN.validate(*mark.args, **mark.kwargs)
+        return tables
+    except TypeError as error:
+        reason = str(error).replace("no_seq_scan_marker()", "no_seq_scan()")
+        reason = f"{reason}; the signature is {NO_SEQ_SCAN.signature}"
+    except MarkerError as error:
+        reason = str(error)
+    pytest.fail(f"{nodeid}: bad marker @pytest.mark.no_seq_scan: {reason}", pytrace=False)
+
+
+@dataclass
+class _TestPlans:
+    """What EXPLAIN found during one test's call phase."""
+
+    ignore: frozenset[str]
+    plans: dict[str, Any]
+    seen: dict[tuple[str, int], Explained] = field(default_factory=dict)
+    """Outcomes already taken into account (held, so that their ids stay theirs)."""
+    found: list[tuple[Statement, PlanProblem]] = field(default_factory=list)
+    keys: set[tuple[str, str, str, tuple[str, ...]]] = field(default_factory=set)
+
+
+def _ignored(problem: PlanProblem, tables: frozenset[str]) -> bool:
+    return problem.table in tables or f"{problem.schema}.{problem.table}" in tables
 
 
 class PlanChecks:
@@ -20,6 +165,180 @@ class PlanChecks:
     def __init__(self, config: pytest.Config, core: SqlaperfPlugin) -> None:
         self.config = config
         self.core = core
+        config.addinivalue_line("markers", NO_SEQ_SCAN.line)
+        try:
+            self.settings = resolve(config)
+        except SettingsError as error:
+            raise pytest.UsageError(str(error)) from None
+        self.catalog_findings: list[FindingRecord] = []
+        """Foreign keys without an index, of every database EXPLAIN ran on (informational)."""
+        self.unused_indexes: list[dict[str, Any]] = []
+        """Non-unique indexes no test used, with the table's reads (informational)."""
+        self.notes: list[str] = []
+        self._index_use: list[dict[str, Any]] = []
+        self._current: _TestPlans | None = None
+        self.runner: ExplainRunner | None = None
+        if self.settings.explain != "off":
+            self.runner = ExplainRunner(
+                ExplainSettings(
+                    timeout_ms=self.settings.explain_timeout,
+                    analyze=self.settings.explain_analyze,
+                )
+            )
+            core.recorder.after_statement = self._after_statement
 
     def close(self) -> None:
-        """Called at unconfigure."""
+        """Called at unconfigure: stop explaining."""
+        if self.core.recorder.after_statement == self._after_statement:
+            self.core.recorder.after_statement = None
+
+    # -- per statement ---------------------------------------------------------------------------
+
+    def _after_statement(
+        self, statement: Statement, connection: Connection, cursor: Any, context: Any
+    ) -> None:
+        state, runner = self._current, self.runner
+        if state is None or runner is None:
+            return
+        try:
+            self._take(state, runner, statement, connection, context)
+        except Exception as error:  # a bug of ours must never reach the user's code
+            reason = f"internal error ({type(error).__name__})"
+            runner.skips[reason] += 1
+            state.plans.setdefault(statement.fingerprint, {"skipped": reason})
+
+    def _take(
+        self,
+        state: _TestPlans,
+        runner: ExplainRunner,
+        statement: Statement,
+        connection: Connection,
+        context: Any,
+    ) -> None:
+        executemany = bool(getattr(context, "executemany", False))
+        explained = runner.explain(statement, connection, executemany=executemany)
+        if explained is None:
+            return
+        seen = (statement.fingerprint, id(explained))
+        if seen in state.seen:
+            return
+        state.seen[seen] = explained
+        problems, facts = self._analysis(explained)
+        state.plans.setdefault(statement.fingerprint, facts)
+        for problem in problems:
+            key = (problem.kind, problem.schema, problem.table, problem.columns)
+            if key not in state.keys and not _ignored(problem, state.ignore):
+                state.keys.add(key)
+                state.found.append((statement, problem))
+
+    @staticmethod
+    def _analysis(explained: Explained) -> tuple[list[PlanProblem], dict[str, Any]]:
+        if explained.analysis is None:
+            if explained.plan is None:
+                explained.analysis = ([], {"skipped": explained.skipped})
+            else:
+                problems = find_problems(explained.plan, explained.catalog)
+                explained.analysis = (
+                    problems,
+                    {
+                        "method": explained.method,
+                        "shape": shape(explained.plan),
+                        "indexes": indexes_used(explained.plan),
+                        "findings": [problem.kind for problem in problems],
+                    },
+                )
+        analysis: tuple[list[PlanProblem], dict[str, Any]] = explained.analysis
+        return analysis
+
+    # -- per test --------------------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        mark = item.get_closest_marker(NO_SEQ_SCAN.name)
+        item.stash[MARK_KEY] = None if mark is None else _parse_marker(mark, item.nodeid)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        if self.runner is None:
+            return (yield)
+        marked = item.stash.get(MARK_KEY, None)
+        state = _TestPlans(
+            ignore=self.settings.seq_scan_ignore | (marked or frozenset()),
+            plans=self.core.plans_of(item),
+        )
+        self._current = state
+        try:
+            result = yield
+        finally:
+            self._current = None
+            findings = [self._finding(statement, problem) for statement, problem in state.found]
+            self.core.findings_of(item).extend(findings)
+        if findings and (marked is not None or self.settings.explain == "fail"):
+            why = "@pytest.mark.no_seq_scan" if marked is not None else "--sqlaperf-explain=fail"
+            pytest.fail(plans_report.failure(findings, why), pytrace=False)
+        return result
+
+    def _finding(self, statement: Statement, problem: PlanProblem) -> Finding:
+        from .checks.findings import Finding
+
+        return Finding(
+            kind=problem.kind,
+            message=problem.reason,
+            call_site=statement.call_site,
+            evidence=(statement.display_sql, *problem.plan_lines),
+            fix=problem.suggestion.text() if problem.suggestion is not None else None,
+            target=problem.target,
+            fingerprint=statement.fingerprint,
+        )
+
+    # -- session end: catalog checks -------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.runner is not None and self.runner.catalogs:
+            from .checks.catalog import session_results
+
+            findings, uses, notes = session_results(
+                self.runner.catalogs,
+                self.runner.databases,
+                database_prefix=f"sqlaperf_{self.core.run_id}_",
+                rootdir=str(self.config.rootpath),
+            )
+            self._merge(findings, uses)
+            self.notes += notes
+            workeroutput: dict[str, Any] | None = getattr(self.config, "workeroutput", None)
+            if workeroutput is not None:
+                workeroutput[WORKER_OUTPUT_KEY] = {"findings": findings, "index_use": uses}
+        if self._index_use:
+            from .checks.catalog import unused_indexes
+
+            self.unused_indexes = unused_indexes(self._index_use)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        output = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY)
+        if output:
+            self._merge(output["findings"], output["index_use"])
+
+    def _merge(self, findings: list[FindingRecord], uses: list[dict[str, Any]]) -> None:
+        known = {(finding["target"], finding["message"]) for finding in self.catalog_findings}
+        for finding in findings:
+            if (finding["target"], finding["message"]) not in known:
+                known.add((finding["target"], finding["message"]))
+                self.catalog_findings.append(finding)
+        self._index_use += uses
+
+    # -- terminal --------------------------------------------------------------------------------
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.settings.explain == "off":
+            return
+        plans_report.summary(
+            terminalreporter,
+            self.core.records,
+            mode=self.settings.explain,
+            catalog_findings=self.catalog_findings,
+            unused_indexes=self.unused_indexes,
+            notes=self.notes,
+        )

@@ -140,6 +140,7 @@ def test_tolerance_is_absolute_per_test(app_project: pytest.Pytester) -> None:
         sqlaperf_metadata = models:Base.metadata
         pythonpath = .
         asyncio_default_fixture_loop_scope = function
+        sqlaperf_explain = off
         sqlaperf_tolerance = 2
         """
     )

@@ -146,7 +146,8 @@ class Recorder:
         executemany: bool,
     ) -> None:
         record: Statement | None = getattr(context, _STATEMENT_ATTRIBUTE, None)
-        if record is None:
+        # only the innermost recorder (the one that recorded it) finishes the statement
+        if record is None or Recorder._installed_stack[-1] is not self:
             return
         record.duration = time.perf_counter() - record.started
         rowcount = getattr(cursor, "rowcount", -1)
