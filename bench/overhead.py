@@ -1,0 +1,193 @@
+"""Capture overhead and cost per statement: the same ORM code with and without the plugin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from bench.harness import BenchError, PytestRun, run_pytest, summary
+
+CAPTURE_METHOD = (
+    "N tests run the same ORM code (24 statements: inserts, filtered selects, a lazy-load "
+    "loop over 4 posts, selectinload, joinedload, an aggregate, ORM and bulk updates and "
+    "deletes, a refresh) on an engine and `Session` of their own (not the plugin's fixtures), "
+    "in three variants run in turn, round after round: without the plugin (`-p no:sqlaperf`); "
+    "with it as installed (it records every statement of every call phase and runs its "
+    "checks: EXPLAIN of each new statement shape, N+1 detection set to warn so that the "
+    "suite's deliberate N+1 does not fail it); and with it only recording (checks off). "
+    "Wall-clock and CPU time (`time.process_time()`) are taken inside the subprocess from "
+    "session start to session finish; the overhead is the median of the per-round ratios to "
+    "the run without the plugin. The CPU ratio is less exposed to other processes; with the "
+    "checks off, when the plugin's work is all CPU work in the pytest process, it bounds the "
+    "wall-clock overhead from above. A conftest listener counts the statements independently "
+    "(equal in every variant). Async: the same code on `AsyncSession` (asyncpg, lazy loads "
+    "through `awaitable_attrs`, pooled engine, tests on the session's loop)."
+)
+
+STATEMENT_METHOD = (
+    "One test times loops of M statements each (after 50 untimed): a raw DBAPI `SELECT 1` "
+    "(below SQLAlchemy, the plugin never sees it: a control), "
+    "`Connection.execute(text('SELECT 1'))` and an ORM select by primary key; runs with the "
+    "plugin (default checks) and without it alternate, and the added cost is the paired "
+    "difference, median over the pairs. Without the plugin the test also times the Core loop "
+    "with a no-op `before_cursor_execute` listener and the ORM loop with a no-op "
+    "`do_orm_execute` listener: SQLAlchemy's own price for dispatching to any listener."
+)
+
+# variant -> (label, plugin loaded, extra pytest arguments)
+VARIANTS: dict[str, tuple[str, bool, tuple[str, ...]]] = {
+    "without": ("`-p no:sqlaperf`", False, ()),
+    "default": ("the plugin with its default checks (N+1 set to warn)", True, ()),
+    "capture_only": (
+        "the plugin with its checks off (`sqlaperf_explain=off`, `sqlaperf_n_plus_one=off`)",
+        True,
+        ("-o", "sqlaperf_explain=off", "-o", "sqlaperf_n_plus_one=off"),
+    ),
+}
+# What the suite's conftest must read back from the plugin's ini keys in each variant.
+EXPECTED_SETTINGS: dict[str, dict[str, Callable[[Any], bool]]] = {
+    "default": {
+        "sqlaperf_explain": lambda value: value != "off",
+        "sqlaperf_n_plus_one": lambda value: value == "warn",
+    },
+    "capture_only": {
+        "sqlaperf_explain": lambda value: value == "off",
+        "sqlaperf_n_plus_one": lambda value: value == "off",
+    },
+}
+
+LOOPS = ("raw", "core", "orm")
+# loop with an idle listener -> the loop it is compared with
+IDLE_LISTENER_LOOPS = {
+    "core_idle_before_cursor_execute": "core",
+    "orm_idle_do_orm_execute": "orm",
+}
+
+
+def _figures(run: PytestRun) -> dict[str, float]:
+    return {
+        "session": run.session,
+        "session_cpu": run.session_cpu,
+        "window": run.window,
+        "window_cpu": run.window_cpu,
+        "wall": run.wall,
+        "statements": run.results["statements"],
+    }
+
+
+def _run_variant(
+    project: Path, module: str, environment: Mapping[str, str], variant: str
+) -> dict[str, float]:
+    _, plugin, args = VARIANTS[variant]
+    run = run_pytest(project, [module, *args], environment=environment, plugin=plugin)
+    if plugin:
+        expected = EXPECTED_SETTINGS[variant]
+        found = {name: run.results.get(name) for name in expected}
+        if any(not accept(found[name]) for name, accept in expected.items()):
+            raise BenchError(
+                f"the plugin's settings in the {variant} variant are {found}: were "
+                "sqlaperf_explain or sqlaperf_n_plus_one renamed? Update bench/overhead.py"
+            )
+    return _figures(run)
+
+
+def measure_capture(
+    project: Path, environment: Mapping[str, str], tests: int, rounds: int, warmup: bool
+) -> dict[str, Any]:
+    """Sync and async suites: ``rounds`` rounds of every variant, in turn (one untimed first)."""
+    result: dict[str, Any] = {
+        "method": CAPTURE_METHOD,
+        "tests": tests,
+        "rounds": rounds,
+        "variants": {name: label for name, (label, _, _) in VARIANTS.items()},
+    }
+    samples: dict[str, list[dict[str, dict[str, float]]]] = {}
+    summaries: dict[str, dict[str, Any]] = {}
+    measures = ("session", "session_cpu", "window", "window_cpu", "wall")
+    for driver in ("sync", "async"):
+        module = f"test_{driver}_workload.py"
+        if warmup:
+            for variant in VARIANTS:
+                _run_variant(project, module, environment, variant)
+        driver_rounds = []
+        for _ in range(rounds):
+            runs = {
+                variant: _run_variant(project, module, environment, variant) for variant in VARIANTS
+            }
+            counts = {variant: figures["statements"] for variant, figures in runs.items()}
+            if len(set(counts.values())) != 1:
+                raise BenchError(
+                    f"the {driver} suite ran {counts} statements: the workload is not "
+                    "deterministic, or the plugin's statements reach the suite's listener"
+                )
+            driver_rounds.append(runs)
+        samples[driver] = driver_rounds
+        figures: dict[str, Any] = {"statements": driver_rounds[0]["without"]["statements"]}
+        for variant in VARIANTS:
+            figures[variant] = {
+                measure: summary([runs[variant][measure] for runs in driver_rounds])
+                for measure in measures
+            }
+            if variant != "without":
+                figures[variant].update(
+                    {
+                        f"{measure}_ratio": summary(
+                            [
+                                runs[variant][measure] / runs["without"][measure]
+                                for runs in driver_rounds
+                            ]
+                        )
+                        for measure in measures
+                    }
+                )
+        summaries[driver] = figures
+    result["samples"] = samples
+    result["summary"] = summaries
+    return result
+
+
+def measure_statement_cost(
+    project: Path, environment: Mapping[str, str], statements: int, pairs: int
+) -> dict[str, Any]:
+    """µs per statement of each loop, with and without the plugin, in alternating pairs."""
+    samples = []
+    for _ in range(pairs):
+        pair = {}
+        for variant, plugin in (("with", True), ("without", False)):
+            run = run_pytest(
+                project, ["test_statement_cost.py"], environment=environment, plugin=plugin
+            )
+            names = [*LOOPS, *(IDLE_LISTENER_LOOPS if not plugin else ())]
+            pair[variant] = {
+                f"{name}{clock}": run.results[f"{name}{clock}"] / statements * 1e6
+                for name in names
+                for clock in ("", "_cpu")
+            }
+        samples.append(pair)
+    loops: dict[str, Any] = {}
+    for loop in LOOPS:
+        loops[loop] = {}
+        for clock in ("", "_cpu"):
+            key = loop + clock
+            loops[loop][f"without_us{clock}"] = summary([pair["without"][key] for pair in samples])
+            loops[loop][f"with_us{clock}"] = summary([pair["with"][key] for pair in samples])
+            loops[loop][f"added_us{clock}"] = summary(
+                [pair["with"][key] - pair["without"][key] for pair in samples]
+            )
+    idle_listeners = {
+        name: {
+            f"added_us{clock}": summary(
+                [pair["without"][name + clock] - pair["without"][base + clock] for pair in samples]
+            )
+            for clock in ("", "_cpu")
+        }
+        for name, base in IDLE_LISTENER_LOOPS.items()
+    }
+    return {
+        "method": STATEMENT_METHOD,
+        "statements": statements,
+        "pairs": pairs,
+        "samples": samples,
+        "summary": {"loops": loops, "idle_listeners": idle_listeners},
+    }
