@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine.interfaces import ExecuteStyle
 from sqlalchemy.orm import Mapper
 from sqlalchemy.orm.base import instance_state
 
@@ -54,7 +55,8 @@ class Recorder:
     def install(self) -> None:
         if self._installed:
             return
-        event.listen(Engine, "before_cursor_execute", self._before_cursor_execute)
+        # retval=True: SQLAlchemy calls the listener directly instead of through a wrapper
+        event.listen(Engine, "before_cursor_execute", self._before_cursor_execute, retval=True)
         event.listen(Engine, "after_cursor_execute", self._after_cursor_execute)
         event.listen(Mapper, "load", self._on_load)
         Recorder._installed_stack.append(self)
@@ -110,10 +112,10 @@ class Recorder:
         parameters: Any,
         context: Any,
         executemany: bool,
-    ) -> None:
+    ) -> tuple[str, Any]:
         active = self._active
         if not active or Recorder._installed_stack[-1] is not self:
-            return
+            return statement, parameters
         orm_load = ormloads.from_context(context, self._loaded_by) if context is not None else None
         shape = shape_of(statement)
         rows = len(parameters) if executemany else _insertmanyvalues_rows(context, parameters)
@@ -135,6 +137,7 @@ class Recorder:
             log.append(record)
         if context is not None:
             setattr(context, _STATEMENT_ATTRIBUTE, record)
+        return statement, parameters
 
     def _after_cursor_execute(
         self,
@@ -159,12 +162,10 @@ class Recorder:
 
 def _insertmanyvalues_rows(context: Any, parameters: Any) -> int:
     """Rows in one insertmanyvalues batch: its parameters over the parameters of one row."""
-    compiled_parameters = getattr(context, "compiled_parameters", None)
-    if (
-        not compiled_parameters
-        or len(compiled_parameters) < 2
-        or getattr(getattr(context, "execute_style", None), "name", "") != "INSERTMANYVALUES"
-    ):
+    if getattr(context, "execute_style", None) is not ExecuteStyle.INSERTMANYVALUES:
+        return 1
+    compiled_parameters = context.compiled_parameters
+    if not compiled_parameters or len(compiled_parameters) < 2:
         return 1
     per_row = len(compiled_parameters[0]) or 1
     return max(1, len(parameters) // per_row)
