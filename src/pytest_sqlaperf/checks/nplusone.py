@@ -118,6 +118,31 @@ def _group_by(
     return groups
 
 
+def _finding(
+    kind: str,
+    what: str,
+    group: Sequence[Statement],
+    source: Statement | None,
+    fix: str,
+    target: str,
+    options: Options,
+) -> Finding:
+    """One finding about a group of statements from one call site."""
+    first = group[0]
+    return Finding(
+        kind=kind,
+        message=f"{what} ×{len(group)} at {_site(first.call_site, options)}",
+        call_site=first.call_site,
+        evidence=tuple(_evidence(group, source, options)),
+        fix=fix,
+        target=target,
+        count=len(group),
+        source=source.call_site if source is not None else None,
+        fingerprint=first.fingerprint,
+        display_sql=first.display_sql,
+    )
+
+
 def _lazy_key(statement: Statement) -> object:
     load = statement.orm_load
     parent = load.parent if load is not None else None
@@ -154,20 +179,7 @@ def _lazy_findings(loads: list[Statement], options: Options) -> list[Finding]:
         else:
             kind, what = "n_plus_one", f"load of {load.target}"
             fix = _loader_fix(first, load, options)
-        findings.append(
-            Finding(
-                kind=kind,
-                message=f"{what} ×{len(group)} at {_site(first.call_site, options)}",
-                call_site=first.call_site,
-                evidence=tuple(_evidence(group, root, options)),
-                fix=fix,
-                target=load.target,
-                count=len(group),
-                source=root.call_site if root is not None else None,
-                fingerprint=first.fingerprint,
-                display_sql=first.display_sql,
-            )
-        )
+        findings.append(_finding(kind, what, group, root, fix, load.target, options))
     return findings
 
 
@@ -261,20 +273,7 @@ def _statement_findings(
         else:
             continue
         source = _source_of(group, counted) if kind == "repeated" else None
-        findings.append(
-            Finding(
-                kind=kind,
-                message=f"{what} ×{len(group)} at {_site(first.call_site, options)}",
-                call_site=first.call_site,
-                evidence=tuple(_evidence(group, source, options)),
-                fix=fix,
-                target=first.display_sql,
-                count=len(group),
-                source=source.call_site if source else None,
-                fingerprint=first.fingerprint,
-                display_sql=first.display_sql,
-            )
-        )
+        findings.append(_finding(kind, what, group, source, fix, first.display_sql, options))
     return findings
 
 
