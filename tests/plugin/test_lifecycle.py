@@ -47,7 +47,7 @@ def _private_dir(url: str) -> Path:
 
 def _postgres_processes(private_dir: Path) -> list[str]:
     listing = subprocess.run(
-        ["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True
+        ["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True, check=True
     ).stdout
     return [line for line in listing.splitlines() if str(private_dir) in line]
 
