@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -63,6 +64,22 @@ def _wait_for(path: Path, process: subprocess.Popen[str]) -> str:
     raise AssertionError(f"{path} never appeared")
 
 
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[[Path], subprocess.Popen[str]]]:
+    """Starts a blocking pytest run; interrupts it at teardown if a failed test left it going."""
+    started: list[subprocess.Popen[str]] = []
+
+    def _start_and_keep(directory: Path) -> subprocess.Popen[str]:
+        started.append(_start(directory))
+        return started[-1]
+
+    yield _start_and_keep
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)  # Ctrl-C: the run stops its server itself
+            process.communicate(timeout=WAIT_SECONDS)
+
+
 def _start(directory: Path) -> subprocess.Popen[str]:
     (directory / "test_block.py").write_text(BLOCKING_TEST.format(wait=WAIT_SECONDS))
     return subprocess.Popen(
@@ -96,9 +113,9 @@ def test_normal_run_leaves_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupt_stops_the_server_and_removes_its_directory(
-    tmp_path: Path, signum: signal.Signals
+    tmp_path: Path, signum: signal.Signals, start: Callable[[Path], subprocess.Popen[str]]
 ) -> None:
-    process = _start(tmp_path)
+    process = start(tmp_path)
     private_dir = _private_dir(_wait_for(tmp_path / "url.txt", process))
     assert private_dir.exists()
     assert _postgres_processes(private_dir)
@@ -109,8 +126,10 @@ def test_interrupt_stops_the_server_and_removes_its_directory(
     assert _postgres_processes(private_dir) == []
 
 
-def test_sigkill_leftovers_are_swept_by_the_next_run(tmp_path: Path) -> None:
-    process = _start(tmp_path)
+def test_sigkill_leftovers_are_swept_by_the_next_run(
+    tmp_path: Path, start: Callable[[Path], subprocess.Popen[str]]
+) -> None:
+    process = start(tmp_path)
     private_dir = _private_dir(_wait_for(tmp_path / "url.txt", process))
     process.kill()
     process.communicate(timeout=WAIT_SECONDS)
