@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from . import markers
 from .checks.plans import find_problems
 from .checks.plantree import indexes_used, shape
 from .explain import ExplainRunner, ExplainSettings
@@ -132,15 +133,8 @@ NO_SEQ_SCAN = MarkerSpec(
 
 def _parse_marker(mark: pytest.Mark, nodeid: str) -> frozenset[str]:
     """Validate the marker's arguments; a bad call fails set-up with one line, no traceback."""
-    try:
-        tables: frozenset[str] = NO_SEQ_SCAN.validate(*mark.args, **mark.kwargs)
-        return tables
-    except TypeError as error:
-        reason = str(error).replace("no_seq_scan_marker()", "no_seq_scan()")
-        reason = f"{reason}; the signature is {NO_SEQ_SCAN.signature}"
-    except MarkerError as error:
-        reason = str(error)
-    pytest.fail(f"{nodeid}: bad marker @pytest.mark.no_seq_scan: {reason}", pytrace=False)
+    tables: frozenset[str] = markers.parse(mark, nodeid, NO_SEQ_SCAN)
+    return tables
 
 
 @dataclass
