@@ -24,7 +24,7 @@ from blog.naive import (
 from blog.repositories.cached_users import CachedUserRepository
 from blog.repositories.optimized_loading import OptimizedLoadingRepository
 from tests.factories import BlogFactory
-from tests.test_naive import _threads, _user_row
+from tests.test_naive import _reader_following, _threads, _user_row
 
 CAUGHT = pytest.mark.xfail(
     strict=True,
@@ -36,15 +36,7 @@ CAUGHT = pytest.mark.xfail(
 @pytest.fixture
 async def reader(make: BlogFactory, posts: int) -> int:
     """A reader following ``posts`` authors, each with a published post, a comment and a draft."""
-    reader = await make.user()
-    for _ in range(posts):
-        author = await make.user()
-        await make.follow(reader, author)
-        post = await make.post(author, category=await make.category(), tags=[await make.tag()])
-        await make.comment(post, await make.user())
-        await make.post(author, is_published=False)
-    await make.forget()
-    return reader.id
+    return (await _reader_following(make, posts)).id
 
 
 @pytest.fixture

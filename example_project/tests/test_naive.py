@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from blog.caching import CachingService, InMemoryCache
 from blog.indexes import search_matches
-from blog.models import Comment, Post, UserFollow
+from blog.models import Comment, Post, User, UserFollow
 from blog.naive import (
     naive_analyze_user_engagement,
     naive_follow_users,
@@ -78,10 +78,9 @@ async def test_posts_with_everything_loads_relations_per_post(
     assert optimized.count == 5
 
 
-@pytest.mark.parametrize("authors", SIZES)
-async def test_user_feed_walks_followed_users_and_posts(
-    session: AsyncSession, make: BlogFactory, sqlaperf: Sqlaperf, authors: int
-) -> None:
+async def _reader_following(make: BlogFactory, authors: int) -> User:
+    """A reader following ``authors`` authors, each with a published post, a comment and a
+    draft; the session emptied afterwards."""
     reader = await make.user()
     for _ in range(authors):
         author = await make.user()
@@ -90,6 +89,14 @@ async def test_user_feed_walks_followed_users_and_posts(
         await make.comment(post, await make.user())
         await make.post(author, is_published=False)
     await make.forget()
+    return reader
+
+
+@pytest.mark.parametrize("authors", SIZES)
+async def test_user_feed_walks_followed_users_and_posts(
+    session: AsyncSession, make: BlogFactory, sqlaperf: Sqlaperf, authors: int
+) -> None:
+    reader = await _reader_following(make, authors)
 
     with sqlaperf.capture() as naive:
         feed = await naive_get_user_feed(session, reader.id)
