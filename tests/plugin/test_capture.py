@@ -31,7 +31,6 @@ def test_statement_attributes_sync(project: pytest.Pytester) -> None:
             assert selected.call_site.path.endswith("test_attrs.py")
             assert selected.call_site.line == 7
             assert selected.call_site.function == "test_attrs"
-            assert selected.connection is not None
         """
     )
     project.runpytest().assert_outcomes(passed=1)
@@ -101,3 +100,67 @@ def test_records_released_after_the_test(project: pytest.Pytester) -> None:
         """
     )
     project.runpytest().assert_outcomes(passed=2)
+
+
+def test_capture_leaves_sqlalchemy_behaviour_alone(project: pytest.Pytester) -> None:
+    """The plugin runs each statement itself (at the dialect's do_execute events): whatever the
+    user's own do_execute listener does still happens, errors reach the code under test unchanged
+    and are recorded without a duration, and statements without parameters, executemany and
+    insertmanyvalues batches are all recorded once each. The dialect's first-connect queries of
+    an engine the test creates are not the test's."""
+    project.makepyfile(
+        test_behaviour="""
+        import pytest
+        from sqlalchemy import create_engine, event, insert, text
+        from sqlalchemy.engine.interfaces import Dialect
+        from sqlalchemy.exc import ProgrammingError
+        from sqlalchemy.pool import NullPool
+
+        from models import Author
+
+        def test_behaviour(sqlaperf_url, sqlaperf):
+            seen = []
+
+            def users_listener(cursor, statement, parameters, context):
+                seen.append(statement)
+                cursor.execute(statement, parameters)
+                return True
+
+            event.listen(Dialect, "do_execute", users_listener)
+            engine = create_engine(sqlaperf_url, poolclass=NullPool)
+            try:
+                with engine.connect() as connection:
+                    assert connection.execute(text("SELECT :x"), {"x": 7}).scalar() == 7
+                    assert seen[-1] == "SELECT %(x)s"  # after the dialect's first-connect queries
+                    # no_parameters: SQLAlchemy calls do_execute_no_params
+                    connection.execution_options(no_parameters=True).exec_driver_sql(
+                        "SELECT 1 AS no_params"
+                    )
+                    connection.execute(
+                        text("INSERT INTO authors (name) VALUES (:name)"),
+                        [{"name": "a"}, {"name": "b"}],
+                    )
+                    connection.execute(insert(Author), [{"name": f"c{i}"} for i in range(4)])
+                    with pytest.raises(ProgrammingError, match="no_such_table"):
+                        connection.execute(text("SELECT * FROM no_such_table"))
+                    connection.rollback()
+            finally:
+                event.remove(Dialect, "do_execute", users_listener)
+                engine.dispose()
+            recorded = [s for s in sqlaperf.log.statements if s.kind != "tcl"]
+            assert [s.display_sql for s in recorded] == [
+                "SELECT ?",
+                "SELECT ? AS no_params",
+                "INSERT INTO authors (name) VALUES (?)",
+                "INSERT INTO authors (name) VALUES (?)",  # one insertmanyvalues batch
+                "SELECT * FROM no_such_table",
+            ]
+            assert recorded[0].parameters == {"x": 7}
+            assert recorded[1].parameters is None
+            assert recorded[2].executemany_rows == 2
+            assert recorded[3].executemany_rows == 4
+            assert all(s.duration is not None for s in recorded[:4])
+            assert recorded[4].duration is None and recorded[4].rowcount is None
+        """
+    )
+    project.runpytest().assert_outcomes(passed=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import sysconfig
-from types import CodeType, FrameType
+from types import FrameType
 
 from .querylog import CallSite
 
@@ -46,7 +46,11 @@ def _standard_library() -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 class CallSiteFinder:
-    """Walks the stack to the first frame that is user code; the verdict per code object is cached.
+    """Walks the stack to the first frame that is user code; the verdict per file is cached.
+
+    The cache is keyed by the file name, not the code object: a string caches its hash, while a
+    code object hashes its name, bytecode and constants again on every lookup, which made the
+    walk the most expensive part of recording a statement.
 
     Inside ``AsyncSession`` the statement runs in a greenlet whose stack ends at SQLAlchemy's
     ``greenlet_spawn``; the user's coroutine is in the parent greenlet's suspended frame, so the
@@ -56,16 +60,15 @@ class CallSiteFinder:
     def __init__(self) -> None:
         self._prefixes = _skipped_prefixes()
         self._stdlib, self._site_packages = _standard_library()
-        self._is_user: dict[CodeType, bool] = {}
+        self._is_user: dict[str, bool] = {}
 
-    def _user_code(self, code: CodeType) -> bool:
-        verdict = self._is_user.get(code)
+    def _user_file(self, filename: str) -> bool:
+        verdict = self._is_user.get(filename)
         if verdict is None:
-            filename = code.co_filename
             path = os.path.abspath(filename)
             in_stdlib = path.startswith(self._stdlib) and not path.startswith(self._site_packages)
             verdict = not (filename.startswith("<") or in_stdlib or path.startswith(self._prefixes))
-            self._is_user[code] = verdict
+            self._is_user[filename] = verdict
         return verdict
 
     def find(self, frame: FrameType | None) -> CallSite | None:
@@ -74,9 +77,9 @@ class CallSiteFinder:
         while True:
             while frame is not None:
                 code = frame.f_code
-                verdict = verdicts.get(code)  # inlined: this walk runs for every statement
+                verdict = verdicts.get(code.co_filename)  # inlined: this runs for every statement
                 if verdict is None:
-                    verdict = self._user_code(code)
+                    verdict = self._user_file(code.co_filename)
                 if verdict:
                     return CallSite(code.co_filename, frame.f_lineno, code.co_name)
                 frame = frame.f_back

@@ -1,17 +1,28 @@
-"""SQLAlchemy event wiring: every engine's statements go to the QueryLogs that are active."""
+"""SQLAlchemy event wiring: every engine's statements go to the QueryLogs that are active.
+
+Statements are taken at the dialect's ``do_execute`` / ``do_executemany`` /
+``do_execute_no_params`` events, not at the engine's ``before_cursor_execute`` and
+``after_cursor_execute``. Any engine-level listener makes SQLAlchemy dispatch six engine events
+around every statement (``before_execute``, ``after_execute``, the cursor events, transaction
+events), which cost a Core ``SELECT 1`` 12 % more client instructions with a listener that does
+nothing (callgrind, docs/benchmarks.md); a dialect-level listener costs nothing measurable. The
+listener runs the statement itself (through the dialect, or through listeners registered after
+it), so one call sees it before and after: the call site, the duration, the row count, and the
+moment right after it ran, where the plan checks EXPLAIN it.
+"""
 
 from __future__ import annotations
 
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from time import perf_counter
 from typing import Any, ClassVar
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.engine.interfaces import ExecuteStyle
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import Dialect, ExecuteStyle
 from sqlalchemy.orm import Mapper
 from sqlalchemy.orm.base import instance_state
 
@@ -20,14 +31,14 @@ from .callsite import CallSiteFinder
 from .fingerprint import shape_of
 from .querylog import QueryLog, Statement
 
-_STATEMENT_ATTRIBUTE = "_sqlaperf_statement"
-
 AfterStatement = Callable[[Statement, Connection, Any, Any], None]
 """``(statement, connection, dbapi_cursor, execution_context)`` after a recorded statement ran."""
 
+_EVENTS = ("do_execute", "do_executemany", "do_execute_no_params")
+
 
 class Recorder:
-    """Class-level listeners on ``Engine`` and ``Session`` routing statements to active QueryLogs.
+    """Class-level listeners on ``Dialect`` and ``Mapper`` routing statements to active QueryLogs.
 
     Class-level listening means any engine the code under test creates, sync or async, is captured
     without wiring. The active logs are shared by all threads on purpose: statements from threads
@@ -36,13 +47,14 @@ class Recorder:
 
     _installed_stack: ClassVar[list[Recorder]] = []
     """Recorders installed, innermost last: a pytest run inside a test (pytester) owns its own
-    statements, so only the innermost recorder records."""
+    statements, so only the innermost recorder records. The dialect listeners are registered once
+    for all of them (see :func:`_listen`)."""
 
     def __init__(self) -> None:
         self._active: tuple[QueryLog, ...] = ()
         self._switch = threading.Lock()
         self._callsites = CallSiteFinder()
-        self._thread = threading.local()  # the pending ORM load and the last statement, per thread
+        self._thread = threading.local()  # the last statement, per thread
         self._loaded_by: dict[int, Statement] = {}  # id(InstanceState) -> statement that loaded it
         self._installed = False
         self.after_statement: AfterStatement | None = None
@@ -55,9 +67,8 @@ class Recorder:
     def install(self) -> None:
         if self._installed:
             return
-        # retval=True: SQLAlchemy calls the listener directly instead of through a wrapper
-        event.listen(Engine, "before_cursor_execute", self._before_cursor_execute, retval=True)
-        event.listen(Engine, "after_cursor_execute", self._after_cursor_execute)
+        if not Recorder._installed_stack:
+            _listen()
         event.listen(Mapper, "load", self._on_load)
         Recorder._installed_stack.append(self)
         self._installed = True
@@ -65,10 +76,10 @@ class Recorder:
     def uninstall(self) -> None:
         if not self._installed:
             return
-        event.remove(Engine, "before_cursor_execute", self._before_cursor_execute)
-        event.remove(Engine, "after_cursor_execute", self._after_cursor_execute)
         event.remove(Mapper, "load", self._on_load)
         Recorder._installed_stack.remove(self)
+        if not Recorder._installed_stack:
+            _unlisten()
         self._installed = False
 
     @contextmanager
@@ -104,66 +115,147 @@ class Recorder:
             if statement is not None:
                 self._loaded_by[id(instance_state(target))] = statement
 
-    def _before_cursor_execute(
-        self,
-        conn: Connection,
-        cursor: Any,
-        statement: str,
-        parameters: Any,
-        context: Any,
-        executemany: bool,
-    ) -> tuple[str, Any]:
-        active = self._active
-        if not active or Recorder._installed_stack[-1] is not self:
-            return statement, parameters
-        orm_load = ormloads.from_context(context, self._loaded_by) if context is not None else None
+    def _record(
+        self, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> Statement:
+        """The Statement for what is about to run, appended to the active logs."""
+        # Runs for every statement of every test: measured with callgrind (docs/benchmarks.md),
+        # which is why it is written flat, with no keyword arguments and few helper calls.
         shape = shape_of(statement)
-        rows = len(parameters) if executemany else _insertmanyvalues_rows(context, parameters)
+        orm_load = (
+            ormloads.from_context(context, self._loaded_by)
+            if "_sa_orm_load_options" in context.execution_options
+            else None
+        )
+        if executemany:
+            rows = len(parameters)
+        elif context.execute_style is ExecuteStyle.INSERTMANYVALUES:
+            rows = _insertmanyvalues_rows(context, parameters)
+        else:
+            rows = 1
         record = Statement(
-            sql=statement,
-            display_sql=shape.display_sql,
-            fingerprint=shape.fingerprint,
-            kind=shape.kind,
-            parameters=parameters,
-            executemany_rows=rows,
-            call_site=self._callsites.find(sys._getframe(1)),
-            lazy_load=orm_load.target if orm_load and orm_load.kind == "lazy" else None,
-            orm_load=orm_load,
-            connection=conn,
-            started=time.perf_counter(),
+            statement,
+            shape.display_sql,
+            shape.fingerprint,
+            shape.kind,
+            parameters,
+            rows,
+            # frames: this one, _run, the listener, then SQLAlchemy's
+            self._callsites.find(sys._getframe(3)),
+            orm_load,
         )
         self._thread.statement = record
-        for log in active:
-            log.append(record)
-        if context is not None:
-            setattr(context, _STATEMENT_ATTRIBUTE, record)
-        return statement, parameters
+        for log in self._active:
+            log.statements.append(record)
+        return record
 
-    def _after_cursor_execute(
-        self,
-        conn: Connection,
-        cursor: Any,
-        statement: str,
-        parameters: Any,
-        context: Any,
-        executemany: bool,
-    ) -> None:
-        record: Statement | None = getattr(context, _STATEMENT_ATTRIBUTE, None)
-        # only the innermost recorder (the one that recorded it) finishes the statement
-        if record is None or Recorder._installed_stack[-1] is not self:
-            return
-        record.duration = time.perf_counter() - record.started
+    def _ran(self, record: Statement, cursor: Any, context: Any) -> None:
         rowcount = getattr(cursor, "rowcount", -1)
-        record.rowcount = rowcount if isinstance(rowcount, int) and rowcount >= 0 else None
-        setattr(context, _STATEMENT_ATTRIBUTE, None)
+        record.rowcount = rowcount if type(rowcount) is int and rowcount >= 0 else None
         if self.after_statement is not None:
-            self.after_statement(record, conn, cursor, context)
+            self.after_statement(record, context.root_connection, cursor, context)
+
+
+def _run(
+    name: str,
+    listener: Callable[..., bool],
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+) -> bool:
+    """Record and run one statement; True (SQLAlchemy's "handled") once it ran."""
+    recorder = Recorder._installed_stack[-1] if Recorder._installed_stack else None
+    record = None
+    if (
+        recorder is not None
+        and recorder._active
+        and context is not None
+        # not the dialect's own first-connect queries (server version, schema, settings): they
+        # run on a connection SQLAlchemy makes without autobegin and without engine events
+        and context.root_connection._allow_autobegin
+    ):
+        record = recorder._record(
+            statement,
+            None if parameters is _NO_PARAMETERS else parameters,
+            context,
+            name == "do_executemany",
+        )
+    started = perf_counter()
+    _execute(name, listener, cursor, statement, parameters, context)
+    if record is not None:
+        record.duration = perf_counter() - started
+        recorder._ran(record, cursor, context)  # type: ignore[union-attr]
+    return True
+
+
+def _execute(
+    name: str,
+    listener: Callable[..., bool],
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+) -> None:
+    """Run the statement as SQLAlchemy would have without us: through the listeners of the
+    same event registered after ours (the first to return True has run it), else the dialect."""
+    dialect = context.dialect if context is not None else None
+    if dialect is None:  # SQLAlchemy always passes a context; nothing to run it with otherwise
+        raise RuntimeError(f"pytest-sqlaperf: {name} called without an execution context")
+    arguments = (
+        (cursor, statement, context)
+        if parameters is _NO_PARAMETERS
+        else (cursor, statement, parameters, context)
+    )
+    listeners = getattr(dialect.dispatch, name)
+    if len(listeners) > 1:
+        after_ours = False
+        for other in listeners:
+            if after_ours:
+                if other(*arguments):
+                    return
+            elif other is listener:
+                after_ours = True
+    getattr(dialect, name)(*arguments)
+
+
+_NO_PARAMETERS: Any = object()
+
+
+def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    return _run("do_execute", _do_execute, cursor, statement, parameters, context)
+
+
+def _do_executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    return _run("do_executemany", _do_executemany, cursor, statement, parameters, context)
+
+
+def _do_execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
+    return _run(
+        "do_execute_no_params", _do_execute_no_params, cursor, statement, _NO_PARAMETERS, context
+    )
+
+
+_LISTENERS: dict[str, Callable[..., bool]] = {
+    "do_execute": _do_execute,
+    "do_executemany": _do_executemany,
+    "do_execute_no_params": _do_execute_no_params,
+}
+
+
+def _listen() -> None:
+    # insert=True: ours runs first, and runs the listeners after it itself (see _execute)
+    for name, listener in _LISTENERS.items():
+        event.listen(Dialect, name, listener, insert=True)
+
+
+def _unlisten() -> None:
+    for name, listener in _LISTENERS.items():
+        event.remove(Dialect, name, listener)
 
 
 def _insertmanyvalues_rows(context: Any, parameters: Any) -> int:
     """Rows in one insertmanyvalues batch: its parameters over the parameters of one row."""
-    if getattr(context, "execute_style", None) is not ExecuteStyle.INSERTMANYVALUES:
-        return 1
     compiled_parameters = context.compiled_parameters
     if not compiled_parameters or len(compiled_parameters) < 2:
         return 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
@@ -37,28 +36,66 @@ class CallSite(NamedTuple):
         return f"{self.relative_path}:{self.line} in {self.function}"
 
 
-@dataclass(slots=True, eq=False)
 class Statement:
     """One statement sent to the database.
 
     ``parameters`` are kept in memory only (for EXPLAIN and ``-v`` output) and are never written to
     files unless the user asks. ``duration`` and ``rowcount`` are filled in after execution and stay
     ``None`` when the statement failed.
+
+    A plain class with ``__slots__`` and a positional constructor: one is made for every statement
+    the database sees, and a dataclass's keyword-and-defaults ``__init__`` cost several times more.
     """
 
-    sql: str
-    display_sql: str
-    fingerprint: str
-    kind: str
-    parameters: Any
-    executemany_rows: int
-    call_site: CallSite | None
-    lazy_load: str | None = None
-    orm_load: OrmLoad | None = field(default=None, repr=False)
-    connection: Any = field(default=None, repr=False)
-    duration: float | None = None
-    rowcount: int | None = None
-    started: float = 0.0
+    __slots__ = (
+        "call_site",
+        "display_sql",
+        "duration",
+        "executemany_rows",
+        "fingerprint",
+        "kind",
+        "orm_load",
+        "parameters",
+        "rowcount",
+        "sql",
+        "started",
+    )
+
+    def __init__(
+        self,
+        sql: str,
+        display_sql: str,
+        fingerprint: str,
+        kind: str,
+        parameters: Any,
+        executemany_rows: int,
+        call_site: CallSite | None,
+        orm_load: OrmLoad | None = None,
+        started: float = 0.0,
+    ) -> None:
+        self.sql = sql
+        self.display_sql = display_sql
+        self.fingerprint = fingerprint
+        self.kind = kind
+        self.parameters = parameters
+        self.executemany_rows = executemany_rows
+        self.call_site = call_site
+        self.orm_load = orm_load
+        self.started = started
+        self.duration: float | None = None
+        self.rowcount: int | None = None
+
+    @property
+    def lazy_load(self) -> str | None:
+        """``Class.attr`` when the ORM ran this statement to lazy-load that relationship."""
+        load = self.orm_load
+        return load.target if load is not None and load.kind == "lazy" else None
+
+    def __repr__(self) -> str:
+        return (
+            f"Statement(kind={self.kind!r}, display_sql={self.display_sql!r}, "
+            f"call_site={self.call_site!r}, lazy_load={self.lazy_load!r})"
+        )
 
 
 class QueryLog:
@@ -79,8 +116,8 @@ class QueryLog:
         self._lock = threading.Lock()
 
     def append(self, statement: Statement) -> None:
-        with self._lock:
-            self.statements.append(statement)
+        # list.append is atomic: statements from the test's other threads need no lock here
+        self.statements.append(statement)
 
     def counts(self, statement: Statement) -> bool:
         """Whether a statement counts toward budgets in this log."""
