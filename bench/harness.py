@@ -126,13 +126,15 @@ def run_pytest(
     environment: Mapping[str, str] | None = None,
     plugin: bool = True,
     profile_to: Path | None = None,
+    python: str | None = None,
 ) -> PytestRun:
     """Run ``python -m pytest -q`` in ``project``; raise BenchError unless every test passed.
 
-    With ``profile_to``, pytest runs under cProfile, which writes its statistics there.
+    With ``profile_to``, pytest runs under cProfile, which writes its statistics there. With
+    ``python``, that interpreter (another virtualenv's) runs it instead of ours.
     """
     results_file = project / f".results-{uuid.uuid4().hex}.json"
-    command = [sys.executable]
+    command = [python or sys.executable]
     if profile_to is not None:
         command += ["-m", "cProfile", "-o", str(profile_to)]
     command += ["-m", "pytest", "-q", "-p", "no:cacheprovider"]
