@@ -4,6 +4,7 @@ from .capture.querylog import CallSite, QueryLog, Statement
 from .errors import SqlaperfError
 from .fixtures import BudgetExceeded, Sqlaperf
 from .markers import max_queries
+from .records import record_of
 
 __all__ = [
     "BudgetExceeded",
@@ -13,4 +14,5 @@ __all__ = [
     "SqlaperfError",
     "Statement",
     "max_queries",
+    "record_of",
 ]

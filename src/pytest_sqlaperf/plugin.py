@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import secrets
 import signal
@@ -28,7 +29,14 @@ from .fixtures import (  # noqa: F401  # pytest finds fixtures in the plugin mod
     sqlaperf_session,
     sqlaperf_url,
 )
-from .records import TestRecord, make_record
+from .records import (
+    RECORD_ATTRIBUTE,
+    RecordStore,
+    TestRecord,
+    decode_record,
+    encode_record,
+    make_record,
+)
 from .reports import terminal
 
 if TYPE_CHECKING:
@@ -43,7 +51,16 @@ FINDINGS_KEY = pytest.StashKey[list[Finding]]()
 PLANS_KEY = pytest.StashKey[dict[str, Any]]()
 BUDGET_KEY = pytest.StashKey[Budget | None]()
 VIOLATION_KEY = pytest.StashKey[str | None]()
-RECORD_ATTRIBUTE = "sqlaperf"
+RECORD_KEY = pytest.StashKey[TestRecord]()
+"""The test's record from its call report until teardown (the report carries it encoded)."""
+_PER_TEST_KEYS: tuple[pytest.StashKey[Any], ...] = (
+    LOG_KEY,
+    FINDINGS_KEY,
+    PLANS_KEY,
+    BUDGET_KEY,
+    VIOLATION_KEY,
+    RECORD_KEY,
+)
 """Name of the TestReport attribute carrying a test's record (it survives xdist serialization)."""
 
 
@@ -167,7 +184,10 @@ class SqlaperfPlugin:
         self.settings = resolved
         self.recorder = Recorder()
         self.recorder.install()
-        self.records: list[TestRecord] = []
+        self.records = RecordStore()
+        self._report_record: tuple[pytest.TestReport, TestRecord] | None = None
+        """The last call report's record, as made or decoded (see record_in)."""
+        self._logged_report: pytest.TestReport | None = None
         self._provisioner: Provisioner | None = None
         self._database: WorkerDatabase | None = None
         self._handoff_error: str | None = None
@@ -279,6 +299,10 @@ class SqlaperfPlugin:
             plans = item.stash[PLANS_KEY] = {}
         return plans
 
+    def record_of(self, item: pytest.Item) -> TestRecord | None:
+        """The test's record, from its call report until its teardown."""
+        return item.stash.get(RECORD_KEY, None)
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         mark = item.get_closest_marker("max_queries")
@@ -321,7 +345,9 @@ class SqlaperfPlugin:
                     findings=item.stash.get(FINDINGS_KEY, None),
                     plans=item.stash.get(PLANS_KEY, None),
                 )
-                setattr(report, RECORD_ATTRIBUTE, record)
+                item.stash[RECORD_KEY] = record
+                setattr(report, RECORD_ATTRIBUTE, encode_record(record))
+                self._report_record = (report, record)
                 # JUnit XML reads the properties from the item (via the teardown report)
                 item.user_properties.append(("sqlaperf_statements", record["count"]))
         return report
@@ -331,14 +357,41 @@ class SqlaperfPlugin:
         try:
             return (yield)
         finally:
+            # items live for the whole run: what the test's record summarises goes now
             log = item.stash.get(LOG_KEY, None)
             if log is not None:
                 log.clear()
+            for key in _PER_TEST_KEYS:
+                if key in item.stash:
+                    del item.stash[key]
 
+    def record_in(self, report: pytest.TestReport) -> TestRecord | None:
+        """The record a call report carries: the one made here, or decoded once (a worker's)."""
+        made = self._report_record
+        if made is not None and made[0] is report:
+            return made[1]
+        text = getattr(report, RECORD_ATTRIBUTE, None)
+        if not isinstance(text, str) or report.when != "call":
+            return None
+        record = decode_record(text)
+        self._report_record = (report, record)
+        return record
+
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        record = getattr(report, RECORD_ATTRIBUTE, None)
-        if record is not None and report.when == "call":
+        # Every logreport hook has seen the previous call report by now (xdist's worker has
+        # sent it): its encoded record goes, so the reports pytest keeps to the end stay small.
+        previous = self._logged_report
+        if previous is not None and previous is not report:
+            with contextlib.suppress(AttributeError):
+                delattr(previous, RECORD_ATTRIBUTE)
+            self._logged_report = None
+            if self._report_record is not None and self._report_record[0] is previous:
+                self._report_record = None
+        record = self.record_in(report)
+        if record is not None:
             self.records.append(record)
+            self._logged_report = report
 
     # -- terminal -------------------------------------------------------------------------------
 

@@ -7,14 +7,18 @@ and never bound parameters.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
-from typing import Any, TypedDict
+from typing import Any, TypedDict, overload
 
 from .capture.querylog import CallSite, QueryLog
 from .checks.findings import Finding
 
 RECORD_VERSION = 1
+RECORD_ATTRIBUTE = "sqlaperf"
+"""The TestReport attribute that carries a call report's record, encoded (see encode_record)."""
 
 
 class CallSiteRecord(TypedDict):
@@ -131,3 +135,116 @@ def make_record(
         "plans": plans or {},
         "duration": sum(s.duration or 0.0 for s in log.statements),
     }
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_DECODER = json.JSONDecoder()
+
+
+def encode_record(record: TestRecord) -> str:
+    """A record as compact JSON text: how the run keeps records and how they leave a worker."""
+    return _ENCODER.encode(record)
+
+
+class RecordStore(Sequence[TestRecord]):
+    """The run's test records, kept compact and decoded each time they are read.
+
+    A record as dicts and lists is some sixty objects for a test of two dozen statements, kept
+    for the whole run, and most of its bytes repeat from test to test: the display SQL of each
+    fingerprint and its plan facts. Here a record is one JSON string without them, and the
+    repeated parts are kept once per run (per fingerprint, per distinct plan facts): for the
+    benchmark's 24-statement tests, 4 KB a test instead of 11 KB of JSON or some 40 KB of
+    objects, and no objects for the garbage collector to walk. The summaries and reports that
+    read the records at the end of the run decode them then.
+    """
+
+    __slots__ = ("_fact_ids", "_facts", "_shapes", "_texts")
+
+    def __init__(self, records: Sequence[TestRecord] = ()) -> None:
+        self._texts: list[str] = []
+        self._shapes: dict[str, tuple[str, str]] = {}  # fingerprint -> (display_sql, kind)
+        self._facts: list[str] = []  # plan facts, as JSON
+        self._fact_ids: dict[str, int] = {}
+        for record in records:
+            self.append(record)
+
+    def append(self, record: TestRecord) -> None:
+        shapes = self._shapes
+        fingerprints = {}
+        for fingerprint, entry in record["fingerprints"].items():
+            if fingerprint not in shapes:
+                shapes[fingerprint] = (entry["display_sql"], entry["kind"])
+            fingerprints[fingerprint] = [entry["count"], entry["call_sites"]]
+        plans = {}
+        for fingerprint, facts in record["plans"].items():
+            text = _ENCODER.encode(facts)
+            fact_id = self._fact_ids.get(text)
+            if fact_id is None:
+                fact_id = self._fact_ids[text] = len(self._facts)
+                self._facts.append(text)
+            plans[fingerprint] = fact_id
+        compact = {**record, "fingerprints": fingerprints, "plans": plans}
+        self._texts.append(_ENCODER.encode(compact))
+
+    def append_encoded(self, text: str) -> None:
+        """Keep a record encoded by :func:`encode_record` (a worker's, say)."""
+        self.append(_decode(text))
+
+    def _expand(self, text: str) -> TestRecord:
+        compact = _DECODER.decode(text)
+        shapes, facts = self._shapes, self._facts
+        compact["fingerprints"] = {
+            fingerprint: {
+                "display_sql": shapes[fingerprint][0],
+                "kind": shapes[fingerprint][1],
+                "count": count,
+                "call_sites": call_sites,
+            }
+            for fingerprint, (count, call_sites) in compact["fingerprints"].items()
+        }
+        compact["plans"] = {
+            fingerprint: _DECODER.decode(facts[fact_id])
+            for fingerprint, fact_id in compact["plans"].items()
+        }
+        record: TestRecord = compact
+        return record
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    @overload
+    def __getitem__(self, index: int) -> TestRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[TestRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> TestRecord | list[TestRecord]:
+        if isinstance(index, slice):
+            return [self._expand(text) for text in self._texts[index]]
+        return self._expand(self._texts[index])
+
+    def __iter__(self) -> Iterator[TestRecord]:
+        for text in self._texts:
+            yield self._expand(text)
+
+    def __repr__(self) -> str:
+        return f"<RecordStore of {len(self._texts)} records>"
+
+
+def decode_record(text: str) -> TestRecord:
+    """A record from :func:`encode_record`'s text."""
+    return _decode(text)
+
+
+def _decode(text: str) -> TestRecord:
+    record: TestRecord = _DECODER.decode(text)
+    return record
+
+
+def record_of(report: Any) -> TestRecord | None:
+    """The record a test's call report carries (decoded), or None: for conftests that read them.
+
+    ``pytest_runtest_logreport(report)`` sees it for each test, in xdist's controller too.
+    """
+    text = getattr(report, RECORD_ATTRIBUTE, None)
+    return _decode(text) if isinstance(text, str) else None

@@ -14,7 +14,6 @@ import pytest
 
 from . import baseline as baselines
 from .baseline import Baseline, BaselineError
-from .records import TestRecord
 from .reports import delta, gate, github, jsonreport, terminal
 from .reports.options import OPTIONS, REPORT_HELP, ReportingSettings, resolve
 from .settings import SettingsError
@@ -89,7 +88,7 @@ class Reporting:
         self.compare_with: Baseline | None = None
         self.seen: set[str] = set()
         self.deselected: set[str] = set()
-        self.complete: list[TestRecord] = []
+        self._complete: set[int] = set()  # indexes in core.records of complete records
         self.incomplete: set[str] = set()
         self.started = _now()
         self.outcome: gate.Outcome | None = None
@@ -166,7 +165,7 @@ class Reporting:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        record = getattr(report, "sqlaperf", None)
+        record = self.core.record_of(item)
         if record is not None and call.when == "call":
             setattr(report, COMPLETE_ATTRIBUTE, item.stash.get(COMPLETE_KEY, False))
             # JUnit XML writes the teardown report's properties, which pytest copies from the
@@ -179,12 +178,13 @@ class Reporting:
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        record = getattr(report, "sqlaperf", None)
-        if record is not None and report.when == "call":
+        record = self.core.record_in(report)
+        if record is not None:
             if getattr(report, COMPLETE_ATTRIBUTE, False):
-                self.complete.append(record)
+                # the core's logreport (tryfirst) has just stored it: the last of its records
+                self._complete.add(len(self.core.records) - 1)
             else:
-                self.incomplete.add(record["nodeid"])
+                self.incomplete.add(report.nodeid)
 
     # -- the end of the run -----------------------------------------------------------------------
 
@@ -219,7 +219,9 @@ class Reporting:
             return
         self._finished = True
         settings = self.settings
-        records = baselines.select_records(self.complete)
+        records = baselines.select_records(
+            record for index, record in enumerate(self.core.records) if index in self._complete
+        )
         environment = self._environment()
         if self.compare_with is not None:
             self.compared_with = {

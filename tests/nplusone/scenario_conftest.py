@@ -6,11 +6,13 @@ import pytest_asyncio
 from scenario_models import Author, Comment, Document, Folder, Post, Setting, Tag
 from sqlalchemy import select
 
+from pytest_sqlaperf import record_of
+
 FINDINGS = pathlib.Path("findings.json")
 
 
 def pytest_runtest_logreport(report):
-    record = getattr(report, "sqlaperf", None)
+    record = record_of(report)
     if report.when == "call" and record is not None:
         found = json.loads(FINDINGS.read_text()) if FINDINGS.exists() else {}
         found[report.nodeid.split("::")[-1]] = {

@@ -223,9 +223,10 @@ def test_off_runs_no_explain(project: pytest.Pytester) -> None:
 
 RECORDS = """
 import json, os
+from pytest_sqlaperf import record_of
 
 def pytest_runtest_logreport(report):
-    record = getattr(report, "sqlaperf", None)
+    record = record_of(report)
     if record is not None and report.when == "call":
         with open(os.environ["SQLAPERF_RECORDS"], "a") as out:
             out.write(json.dumps(record) + "\\n")

@@ -67,9 +67,10 @@ def test_corpus(sqlaperf_session, sqlaperf):
 
 RECORD_PLANS = """
 import json, os
+from pytest_sqlaperf import record_of
 
 def pytest_runtest_logreport(report):
-    record = getattr(report, "sqlaperf", None)
+    record = record_of(report)
     if record is not None and report.when == "call":
         with open(os.environ["SQLAPERF_PLANS"], "w") as out:
             json.dump(record["plans"], out)

@@ -61,6 +61,8 @@ class CallSiteFinder:
         self._prefixes = _skipped_prefixes()
         self._stdlib, self._site_packages = _standard_library()
         self._is_user: dict[str, bool] = {}
+        self._sites: dict[tuple[str, int, int], CallSite] = {}
+        """Per (file, first line of the code, instruction offset): its call site."""
 
     def _user_file(self, filename: str) -> bool:
         verdict = self._is_user.get(filename)
@@ -73,6 +75,7 @@ class CallSiteFinder:
 
     def find(self, frame: FrameType | None) -> CallSite | None:
         verdicts = self._is_user
+        sites = self._sites
         current = None
         while True:
             while frame is not None:
@@ -81,7 +84,14 @@ class CallSiteFinder:
                 if verdict is None:
                     verdict = self._user_file(code.co_filename)
                 if verdict:
-                    return CallSite(code.co_filename, frame.f_lineno, code.co_name)
+                    # One CallSite per instruction, made once: f_lineno scans the code's line
+                    # table from its start (thousands of instructions in a long test), and
+                    # shared CallSites are fewer objects for the garbage collector to follow.
+                    key = (code.co_filename, code.co_firstlineno, frame.f_lasti)
+                    site = sites.get(key)
+                    if site is None:
+                        site = sites[key] = CallSite(code.co_filename, frame.f_lineno, code.co_name)
+                    return site
                 frame = frame.f_back
             if current is None:
                 greenlet_module = sys.modules.get("greenlet")

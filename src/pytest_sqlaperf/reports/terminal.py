@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Protocol
 from .jsonreport import plural
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..postgres.server import ServerInfo
     from ..records import TestRecord
     from ..settings import Settings
@@ -31,7 +33,7 @@ def header(settings: Settings) -> str:
     return f"sqlaperf: backend {where}"
 
 
-def summary(writer: Writer, records: list[TestRecord], server: ServerInfo | None) -> None:
+def summary(writer: Writer, records: Sequence[TestRecord], server: ServerInfo | None) -> None:
     """The ``sqlaperf`` section: server, totals, the heaviest tests and budget violations."""
     total = sum(record["count"] for record in records)
     if not total and server is None:
