@@ -155,7 +155,8 @@ class RecordStore(Sequence[TestRecord]):
     repeated parts are kept once per run (per fingerprint, per distinct plan facts): for the
     benchmark's 24-statement tests, 4 KB a test instead of 11 KB of JSON or some 40 KB of
     objects, and no objects for the garbage collector to walk. The summaries and reports that
-    read the records at the end of the run decode them then.
+    read the records at the end of the run decode them then (plan facts are decoded once and
+    shared by the records read back: treat them as read-only).
     """
 
     __slots__ = ("_fact_ids", "_facts", "_shapes", "_texts")
@@ -163,8 +164,8 @@ class RecordStore(Sequence[TestRecord]):
     def __init__(self, records: Sequence[TestRecord] = ()) -> None:
         self._texts: list[str] = []
         self._shapes: dict[str, tuple[str, str]] = {}  # fingerprint -> (display_sql, kind)
-        self._facts: list[str] = []  # plan facts, as JSON
-        self._fact_ids: dict[str, int] = {}
+        self._facts: list[Any] = []  # distinct plan facts, shared by the records read back
+        self._fact_ids: dict[str, int] = {}  # their JSON -> index
         for record in records:
             self.append(record)
 
@@ -181,7 +182,7 @@ class RecordStore(Sequence[TestRecord]):
             fact_id = self._fact_ids.get(text)
             if fact_id is None:
                 fact_id = self._fact_ids[text] = len(self._facts)
-                self._facts.append(text)
+                self._facts.append(_DECODER.decode(text))  # a copy: the record's may change
             plans[fingerprint] = fact_id
         compact = {**record, "fingerprints": fingerprints, "plans": plans}
         self._texts.append(_ENCODER.encode(compact))
@@ -203,8 +204,7 @@ class RecordStore(Sequence[TestRecord]):
             for fingerprint, (count, call_sites) in compact["fingerprints"].items()
         }
         compact["plans"] = {
-            fingerprint: _DECODER.decode(facts[fact_id])
-            for fingerprint, fact_id in compact["plans"].items()
+            fingerprint: facts[fact_id] for fingerprint, fact_id in compact["plans"].items()
         }
         record: TestRecord = compact
         return record

@@ -35,7 +35,24 @@ def header(settings: Settings) -> str:
 
 def summary(writer: Writer, records: Sequence[TestRecord], server: ServerInfo | None) -> None:
     """The ``sqlaperf`` section: server, totals, the heaviest tests and budget violations."""
-    total = sum(record["count"] for record in records)
+    # one pass: the run's records are decoded each time they are read (see RecordStore)
+    total = measured = budgeted = tests = 0
+    by_kind: dict[str, int] = {}
+    ran: list[tuple[int, str, str | None]] = []  # (count, nodeid, budget) of tests that ran any
+    violations: list[tuple[str, str]] = []
+    for record in records:
+        tests += 1
+        count = record["count"]
+        total += count
+        if count:
+            measured += 1
+            ran.append((count, record["nodeid"], record["budget"]))
+        for kind, n in record["by_kind"].items():
+            by_kind[kind] = by_kind.get(kind, 0) + n
+        if record["violation"]:
+            violations.append((record["nodeid"], record["violation"]))
+        if record["budget"]:
+            budgeted += 1
     if not total and server is None:
         return
     writer.write_sep("=", "sqlaperf")
@@ -43,35 +60,24 @@ def summary(writer: Writer, records: Sequence[TestRecord], server: ServerInfo | 
         writer.write_line(f"server: {server.description}")
     else:
         writer.write_line("server: none started (the tests used engines of their own)")
-    measured = sum(1 for record in records if record["count"])
-    by_kind: dict[str, int] = {}
-    for record in records:
-        for kind, count in record["by_kind"].items():
-            by_kind[kind] = by_kind.get(kind, 0) + count
     kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(by_kind.items()))
     writer.write_line(
-        f"measured: {len(records)} tests, {measured} ran statements; "
+        f"measured: {tests} tests, {measured} ran statements; "
         f"{total} statements" + (f" ({kinds})" if kinds else "")
     )
-    heaviest = sorted(
-        (record for record in records if record["count"]),
-        key=lambda record: (-record["count"], record["nodeid"]),
-    )[:TOP_TESTS]
+    heaviest = sorted(ran, key=lambda entry: (-entry[0], entry[1]))[:TOP_TESTS]
     if heaviest:
         writer.write_line(f"top {len(heaviest)} tests by statements:")
-        width = len(str(heaviest[0]["count"]))
-        for record in heaviest:
-            budget = f"  [{record['budget']}]" if record["budget"] else ""
-            writer.write_line(f"  {record['count']:>{width}}  {record['nodeid']}{budget}")
-    violations = [record for record in records if record["violation"]]
+        width = len(str(heaviest[0][0]))
+        for count, nodeid, budget in heaviest:
+            marked = f"  [{budget}]" if budget else ""
+            writer.write_line(f"  {count:>{width}}  {nodeid}{marked}")
     if violations:
         writer.write_line(f"budget violations: {len(violations)}", red=True, bold=True)
-        for record in violations:
-            writer.write_line(f"  {record['nodeid']}: {record['violation']}", red=True)
-    else:
-        budgeted = sum(1 for record in records if record["budget"])
-        if budgeted:
-            writer.write_line(f"budgets: {budgeted} tests, all within budget", green=True)
+        for nodeid, violation in violations:
+            writer.write_line(f"  {nodeid}: {violation}", red=True)
+    elif budgeted:
+        writer.write_line(f"budgets: {budgeted} tests, all within budget", green=True)
 
 
 def comparison_lines(comparison: Comparison, *, listed: int = TOP_TESTS) -> list[tuple[str, bool]]:
