@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -11,7 +12,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import isolation, machine, overhead, profile, report, startup
+from bench import (
+    competitors,
+    instructions,
+    isolation,
+    machine,
+    memory,
+    overhead,
+    pgstartup,
+    profile,
+    report,
+    startup,
+)
 from bench.harness import BenchError, source_snapshot, write_project
 from bench.projects import workload_project
 from bench.server import bench_server
@@ -29,6 +41,13 @@ class Sizes:
     cost_statements: int
     cost_pairs: int
     warmup: bool
+    competitor_tests: int
+    competitor_rounds: int
+    pg_startup_samples: int
+    memory_tests: int
+    instruction_n1: int
+    instruction_n2: int
+    instruction_repeat: bool  # count the run without the plugin twice, to show it repeats
 
 
 FULL = Sizes(
@@ -40,6 +59,13 @@ FULL = Sizes(
     cost_statements=5000,
     cost_pairs=5,
     warmup=True,
+    competitor_tests=250,
+    competitor_rounds=5,
+    pg_startup_samples=5,
+    memory_tests=10_000,
+    instruction_n1=300,
+    instruction_n2=1300,
+    instruction_repeat=True,
 )
 QUICK = Sizes(
     startup_samples=3,
@@ -50,7 +76,44 @@ QUICK = Sizes(
     cost_statements=200,
     cost_pairs=2,
     warmup=False,
+    competitor_tests=10,
+    competitor_rounds=1,
+    pg_startup_samples=1,
+    memory_tests=200,
+    instruction_n1=50,
+    instruction_n2=150,
+    instruction_repeat=False,
 )
+
+# The virtualenvs of the compared tools: kept between runs (making them takes minutes).
+VENVS_VARIABLE = "SQLAPERF_BENCH_VENVS"
+
+
+def venv_cache() -> Path:
+    """``$SQLAPERF_BENCH_VENVS``, else ``~/.cache/sqlaperf-bench/venvs`` (XDG_CACHE_HOME)."""
+    configured = os.environ.get(VENVS_VARIABLE)
+    if configured:
+        return Path(configured).expanduser().absolute()
+    cache_home = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    return Path(cache_home).expanduser().absolute() / "sqlaperf-bench" / "venvs"
+
+
+def testcontainers_startup() -> dict[str, Any]:
+    """Whether a Docker daemon answers; container start-up itself is not measured (yet)."""
+    from pytest_sqlaperf.postgres.docker import docker_available
+
+    answers = docker_available()
+    if answers:
+        reason = (
+            "a Docker daemon answers on this machine, but the benchmark does not measure a "
+            "container's start-up yet"
+        )
+    else:
+        reason = (
+            "no Docker daemon answers on this machine "
+            "(`pytest_sqlaperf.postgres.docker.docker_available()` is false)"
+        )
+    return {"measured": False, "docker_available": answers, "reason": reason}
 
 
 def _notes(results: dict[str, Any]) -> list[str]:
@@ -114,10 +177,22 @@ def _notes(results: dict[str, Any]) -> list[str]:
     return notes
 
 
-def run(output: Path, sizes: Sizes, quick: bool) -> dict[str, Any]:
-    """Run everything in a temporary directory; return the results (also written to ``output``)."""
+def run(
+    output: Path,
+    sizes: Sizes,
+    quick: bool,
+    *,
+    with_competitors: bool = True,
+    with_pytest_postgresql: bool = True,
+) -> dict[str, Any]:
+    """Run everything in a temporary directory; return the results (also written to ``output``).
+
+    ``with_competitors`` and ``with_pytest_postgresql`` false skip the benchmarks that need
+    virtualenvs made from PyPI (``--no-competitors``, ``--no-pytest-postgresql``).
+    """
     started = time.monotonic()
     results: dict[str, Any] = {"quick": quick, "sizes": asdict(sizes)}
+    venvs = venv_cache()
     load_start = machine.load_average()
     with (
         tempfile.TemporaryDirectory(prefix="sqlaperf-bench-") as temporary,
@@ -128,6 +203,14 @@ def run(output: Path, sizes: Sizes, quick: bool) -> dict[str, Any]:
         warm_cache_home = workdir / "warm-cache"
         _progress("start-up (cold and warm)")
         results["startup"] = startup.measure(workdir, warm_cache_home, sizes.startup_samples)
+        if with_pytest_postgresql:
+            _progress("start-up of pytest-postgresql")
+            results["pytest_postgresql_startup"] = pgstartup.measure(
+                workdir, sizes.pg_startup_samples, pgstartup.venv_directory(venvs)
+            )
+        else:
+            results["pytest_postgresql_startup"] = {"skipped": "--no-pytest-postgresql"}
+        results["testcontainers_startup"] = testcontainers_startup()
         clusters = warm_cache_home / "pytest-sqlaperf" / "clusters"
         with bench_server(clusters) as server:
             results["machine"] = machine.describe(server.version, server.admin_url)
@@ -150,12 +233,35 @@ def run(output: Path, sizes: Sizes, quick: bool) -> dict[str, Any]:
             results["capture_overhead"] = overhead.measure_capture(
                 project, environment, sizes.capture_tests, sizes.capture_rounds, sizes.warmup
             )
+            results["explain_cost"] = results["capture_overhead"].pop("explain")
+            if with_competitors:
+                _progress(f"other plugins on the same workload (virtualenvs in {venvs})")
+                results["competitors"] = competitors.measure(
+                    workdir / "competitors",
+                    environment,
+                    sizes.competitor_tests,
+                    sizes.competitor_rounds,
+                    venvs,
+                    warmup=sizes.warmup,
+                )
+            else:
+                results["competitors"] = {"skipped": "--no-competitors"}
             _progress("cost per statement")
             results["statement_cost"] = overhead.measure_statement_cost(
                 project, environment, sizes.cost_statements, sizes.cost_pairs
             )
             _progress("profile of the capture path")
             results["capture_profile"] = profile.measure(project, environment)
+            _progress(f"memory over {sizes.memory_tests} tests")
+            results["memory"] = memory.measure(workdir, environment, sizes.memory_tests)
+            _progress("instructions per statement (callgrind)")
+            results["instructions"] = instructions.measure(
+                workdir,
+                server.url,
+                sizes.instruction_n1,
+                sizes.instruction_n2,
+                repeat=sizes.instruction_repeat,
+            )
     results["load_average"] = {"start": load_start, "end": machine.load_average()}
     results["source_digest"] = {"measured": snapshot_digest, "tree_at_end": machine.source_digest()}
     results["duration_s"] = time.monotonic() - started
@@ -183,9 +289,25 @@ def main(argv: list[str] | None = None) -> int:
         default=Path("docs"),
         help="Directory for benchmarks.md and benchmarks.json (default: docs)",
     )
+    parser.add_argument(
+        "--no-competitors",
+        action="store_true",
+        help="Skip the other plugins' capture overhead (their virtualenvs need PyPI)",
+    )
+    parser.add_argument(
+        "--no-pytest-postgresql",
+        action="store_true",
+        help="Skip pytest-postgresql's start-up (its virtualenv needs PyPI)",
+    )
     options = parser.parse_args(argv)
     try:
-        results = run(options.output, QUICK if options.quick else FULL, options.quick)
+        results = run(
+            options.output,
+            QUICK if options.quick else FULL,
+            options.quick,
+            with_competitors=not options.no_competitors,
+            with_pytest_postgresql=not options.no_pytest_postgresql,
+        )
     except BenchError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 1

@@ -40,6 +40,14 @@ def _version(distribution: str) -> str:
         return "not installed"
 
 
+def _licence(distribution: str) -> str:
+    try:
+        fields = metadata.metadata(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+    return fields["License-Expression"] or fields["License"] or "unknown"
+
+
 def _source_revision() -> str:
     """The repository's commit, and whether src/ has changes not committed yet (read-only git)."""
     repository = Path(__file__).resolve().parent.parent
@@ -96,6 +104,7 @@ def describe(postgresql: str, admin_url: str) -> dict[str, Any]:
         "postgresql_socket": socket_directory,
         "postgresql_on_tmpfs": socket_directory.startswith("/dev/shm/"),
         "pytest_sqlaperf": _version("pytest-sqlaperf"),
+        "pytest_sqlaperf_licence": _licence("pytest-sqlaperf"),
         "source_revision": _source_revision(),
     }
 

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.harness import BenchError, PytestRun, run_pytest, summary
+from pytest_sqlaperf.explain import MAX_VALUES_PER_SHAPE
 
 CAPTURE_METHOD = (
     "N tests run the same ORM code (24 statements: inserts, filtered selects, a lazy-load "
     "loop over 4 posts, selectinload, joinedload, an aggregate, ORM and bulk updates and "
     "deletes, a refresh) on an engine and `Session` of their own (not the plugin's fixtures), "
-    "in three variants run in turn, round after round: without the plugin (`-p no:sqlaperf`); "
+    "in four variants run in turn, round after round: without the plugin (`-p no:sqlaperf`); "
     "with it as installed (it records every statement of every call phase and runs its "
     "checks: EXPLAIN of each new statement shape, N+1 detection set to warn so that the "
-    "suite's deliberate N+1 does not fail it); and with it only recording (checks off). "
+    "suite's deliberate N+1 does not fail it); with EXPLAIN on and N+1 detection off "
+    "(`sqlaperf_explain=warn`, `sqlaperf_n_plus_one=off`); and with it only recording "
+    "(both checks off). The last three side by side show what EXPLAIN and N+1 detection each "
+    "add to recording. "
     "Wall-clock and CPU time (`time.process_time()`) are taken inside the subprocess from "
     "session start to session finish; the overhead is the median of the per-round ratios to "
     "the run without the plugin. The CPU ratio is less exposed to other processes; with the "
@@ -39,6 +44,12 @@ STATEMENT_METHOD = (
 VARIANTS: dict[str, tuple[str, bool, tuple[str, ...]]] = {
     "without": ("`-p no:sqlaperf`", False, ()),
     "default": ("the plugin with its default checks (N+1 set to warn)", True, ()),
+    "explain_only": (
+        "the plugin with EXPLAIN on and N+1 detection off (`sqlaperf_explain=warn`, "
+        "`sqlaperf_n_plus_one=off`)",
+        True,
+        ("-o", "sqlaperf_explain=warn", "-o", "sqlaperf_n_plus_one=off"),
+    ),
     "capture_only": (
         "the plugin with its checks off (`sqlaperf_explain=off`, `sqlaperf_n_plus_one=off`)",
         True,
@@ -50,6 +61,10 @@ EXPECTED_SETTINGS: dict[str, dict[str, Callable[[Any], bool]]] = {
     "default": {
         "sqlaperf_explain": lambda value: value != "off",
         "sqlaperf_n_plus_one": lambda value: value == "warn",
+    },
+    "explain_only": {
+        "sqlaperf_explain": lambda value: value == "warn",
+        "sqlaperf_n_plus_one": lambda value: value == "off",
     },
     "capture_only": {
         "sqlaperf_explain": lambda value: value == "off",
@@ -65,8 +80,23 @@ IDLE_LISTENER_LOOPS = {
 }
 
 
+EXPLAIN_METHOD = (
+    "In the capture-overhead runs with the plugin's default checks, the plugin's own "
+    "`ExplainRunner` times every EXPLAIN it runs (`time.perf_counter()` around the savepoint, "
+    "the EXPLAIN, the catalog reads and the rollback to the savepoint); the suite's sentinel "
+    "test reads those durations after the window. An EXPLAIN runs for each new statement shape "
+    "(fingerprint), and again for new bound values of a shape up to "
+    f"{MAX_VALUES_PER_SHAPE} per shape; a repeated shape and values cost a dict lookup, not "
+    "an EXPLAIN. The first EXPLAIN that gets a plan in a run also reads the database's "
+    "catalog (indexes, foreign keys), and is usually the max. The target is on the sync "
+    "suite's median."
+)
+# The variants whose runs EXPLAIN (their EXPLAIN durations are kept); the cost is the default's.
+EXPLAIN_VARIANTS = ("default", "explain_only")
+
+
 def _figures(run: PytestRun) -> dict[str, float]:
-    return {
+    figures = {
         "session": run.session,
         "session_cpu": run.session_cpu,
         "window": run.window,
@@ -74,11 +104,23 @@ def _figures(run: PytestRun) -> dict[str, float]:
         "wall": run.wall,
         "statements": run.results["statements"],
     }
+    if "plugin_statements" in run.results:
+        figures["plugin_statements"] = run.results["plugin_statements"]
+    return figures
+
+
+@dataclass(frozen=True)
+class Explains:
+    """The EXPLAINs the plugin ran in one run: their durations (s), the shapes it saw."""
+
+    durations: list[float]
+    shapes: int
 
 
 def _run_variant(
     project: Path, module: str, environment: Mapping[str, str], variant: str
-) -> dict[str, float]:
+) -> tuple[dict[str, float], Explains]:
+    """The run's figures, and the EXPLAINs the plugin ran in it."""
     _, plugin, args = VARIANTS[variant]
     run = run_pytest(project, [module, *args], environment=environment, plugin=plugin)
     if plugin:
@@ -89,13 +131,39 @@ def _run_variant(
                 f"the plugin's settings in the {variant} variant are {found}: were "
                 "sqlaperf_explain or sqlaperf_n_plus_one renamed? Update bench/overhead.py"
             )
-    return _figures(run)
+        if "plugin_statements" not in run.results:
+            raise BenchError(
+                f"the {variant} run of {module} did not report the plugin's figures: "
+                "bench_plugin_figures in bench/projects.py no longer finds them"
+            )
+    durations: list[float] = list(run.results.get("explain_durations", []))
+    if variant in EXPLAIN_VARIANTS and not durations:
+        raise BenchError(
+            f"the plugin ran no EXPLAIN in the {variant} run of {module}: is its ExplainRunner "
+            "still an extension's `runner` (bench_plugin_figures in bench/projects.py)?"
+        )
+    return _figures(run), Explains(durations, int(run.results.get("explain_shapes", 0)))
+
+
+def _explain_summary(runs: list[Explains]) -> dict[str, Any]:
+    """Per EXPLAIN, in ms: all of them, the first of each run (it reads the catalog), the rest."""
+    rest = [duration * 1000 for run in runs for duration in run.durations[1:]]
+    return {
+        "explains_per_run": summary([len(run.durations) for run in runs]),
+        "shapes_per_run": summary([run.shapes for run in runs]),
+        "ms": summary([duration * 1000 for run in runs for duration in run.durations]),
+        "first_ms": summary([run.durations[0] * 1000 for run in runs]),
+        "after_first_ms": summary(rest) if rest else None,
+    }
 
 
 def measure_capture(
     project: Path, environment: Mapping[str, str], tests: int, rounds: int, warmup: bool
 ) -> dict[str, Any]:
-    """Sync and async suites: ``rounds`` rounds of every variant, in turn (one untimed first)."""
+    """Sync and async suites: ``rounds`` rounds of every variant, in turn (one untimed first).
+
+    Also returns, under ``explain``, the EXPLAIN durations of the default variant's runs.
+    """
     result: dict[str, Any] = {
         "method": CAPTURE_METHOD,
         "tests": tests,
@@ -104,6 +172,8 @@ def measure_capture(
     }
     samples: dict[str, list[dict[str, dict[str, float]]]] = {}
     summaries: dict[str, dict[str, Any]] = {}
+    explain_samples: dict[str, list[list[float]]] = {}
+    explain_summaries: dict[str, dict[str, Any]] = {}
     measures = ("session", "session_cpu", "window", "window_cpu", "wall")
     for driver in ("sync", "async"):
         module = f"test_{driver}_workload.py"
@@ -111,10 +181,13 @@ def measure_capture(
             for variant in VARIANTS:
                 _run_variant(project, module, environment, variant)
         driver_rounds = []
+        explains: list[Explains] = []
         for _ in range(rounds):
-            runs = {
-                variant: _run_variant(project, module, environment, variant) for variant in VARIANTS
-            }
+            runs = {}
+            for variant in VARIANTS:
+                runs[variant], explained = _run_variant(project, module, environment, variant)
+                if variant == "default":
+                    explains.append(explained)
             counts = {variant: figures["statements"] for variant, figures in runs.items()}
             if len(set(counts.values())) != 1:
                 raise BenchError(
@@ -123,7 +196,14 @@ def measure_capture(
                 )
             driver_rounds.append(runs)
         samples[driver] = driver_rounds
-        figures: dict[str, Any] = {"statements": driver_rounds[0]["without"]["statements"]}
+        figures: dict[str, Any] = {
+            "statements": driver_rounds[0]["without"]["statements"],
+            "plugin_statements": {
+                variant: driver_rounds[0][variant]["plugin_statements"]
+                for variant, (_, plugin, _) in VARIANTS.items()
+                if plugin
+            },
+        }
         for variant in VARIANTS:
             figures[variant] = {
                 measure: summary([runs[variant][measure] for runs in driver_rounds])
@@ -142,8 +222,18 @@ def measure_capture(
                     }
                 )
         summaries[driver] = figures
+        explain_samples[driver] = [
+            [duration * 1000 for duration in explained.durations] for explained in explains
+        ]
+        explain_summaries[driver] = _explain_summary(explains)
     result["samples"] = samples
     result["summary"] = summaries
+    result["explain"] = {
+        "method": EXPLAIN_METHOD,
+        "variant": "default",
+        "samples": explain_samples,
+        "summary": explain_summaries,
+    }
     return result
 
 

@@ -397,6 +397,23 @@ def session(engine):
         session.rollback()
 
 
+@pytest.fixture
+def bench_plugin_figures(request):
+    # At the sentinel, after the window: what the plugin recorded and EXPLAINed until then.
+    if not request.config.pluginmanager.has_plugin("sqlaperf"):
+        return
+    from pytest_sqlaperf.plugin import plugin_of
+
+    plugin = plugin_of(request.config)
+    # Statements in the records of the tests so far (call phases: warm-up and measured tests).
+    RESULTS["plugin_statements"] = sum(record["count"] for record in plugin.records)
+    for extension in plugin.extensions:
+        runner = getattr(extension, "runner", None)
+        if runner is not None:  # the plan checks' ExplainRunner (None with sqlaperf_explain=off)
+            RESULTS["explain_durations"] = list(runner.durations)
+            RESULTS["explain_shapes"] = len(getattr(runner, "_shapes", ()))
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def async_engine():
     engine = create_async_engine(os.environ["BENCH_ASYNC_DATABASE_URL"])
@@ -426,7 +443,7 @@ def test_workload(session, i):
     exercise(session, i)
 
 
-def test_sentinel(session):
+def test_sentinel(session, bench_plugin_figures):
     pass
 """
 
@@ -447,7 +464,7 @@ async def test_workload(async_session, i):
     await exercise_async(async_session, i)
 
 
-async def test_sentinel(async_session):
+async def test_sentinel(async_session, bench_plugin_figures):
     pass
 """
 

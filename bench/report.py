@@ -10,20 +10,82 @@ TARGETS = {
     "warm_start_s": 0.5,
     "isolation_ms_per_test": 1.0,
     "capture_overhead_ratio": 1.05,
+    "explain_ms": 2.0,
+    "memory_growth_mb": 50.0,
+}
+
+# Our variants in the comparison with other plugins: (label, what is turned on).
+OUR_VARIANTS = {
+    "default": (
+        "default checks",
+        "records every statement of every call phase (fingerprint, call site, ORM load "
+        "origin); EXPLAIN of each new statement shape (`sqlaperf_explain=warn`); N+1 "
+        "detection (`sqlaperf_n_plus_one=warn`)",
+    ),
+    "capture_only": (
+        "checks off",
+        "records every statement of every call phase; EXPLAIN and N+1 detection off",
+    ),
 }
 
 
+def measured(section: dict[str, Any] | None) -> bool:
+    """Whether a section of the results holds figures (not ``{"skipped": why}``)."""
+    return section is not None and "skipped" not in section
+
+
+def unmeasured(results: dict[str, Any]) -> list[str]:
+    """The targets (and benchmarks) this run did not measure, each with the reason."""
+    lines = []
+    if not measured(results.get("competitors")):
+        lines.append(
+            "Our capture overhead (with N+1 detection) lower than each plugin's: not measured "
+            f"in this run: {results['competitors']['skipped']}"
+        )
+    if not measured(results.get("pytest_postgresql_startup")):
+        lines.append(
+            "Warm and cold start faster than pytest-postgresql: not measured in this run: "
+            f"{results['pytest_postgresql_startup']['skipped']}"
+        )
+    if not measured(results.get("instructions")):
+        lines.append(
+            "Instructions per statement: not measured in this run: "
+            f"{results['instructions']['skipped']}"
+        )
+    return lines
+
+
 def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target with its measured median and whether it was met."""
+    """Each target with its measured median and whether it was met.
+
+    A row compares ``median`` with ``limit``: at most it, or, with ``strict``, below it.
+    """
+    warm = results["startup"]["summary"]["warm"]["first_query"]["median"]
     rows = [
         {
             "measure": "Warm start, session start to first query",
             "target": f"<= {TARGETS['warm_start_s']} s",
-            "median": results["startup"]["summary"]["warm"]["first_query"]["median"],
+            "median": warm,
             "unit": "s",
             "limit": TARGETS["warm_start_s"],
         }
     ]
+    theirs = results.get("pytest_postgresql_startup")
+    if measured(theirs):
+        assert theirs is not None
+        their_median = theirs["summary"]["cold_and_warm"]["first_query"]["median"]
+        for kind in ("warm", "cold"):
+            rows.append(
+                {
+                    "measure": f"{kind.capitalize()} start faster than pytest-postgresql "
+                    "(session start to first query)",
+                    "target": f"< pytest-postgresql's {their_median:.3f} s",
+                    "median": results["startup"]["summary"][kind]["first_query"]["median"],
+                    "unit": "s",
+                    "limit": their_median,
+                    "strict": True,
+                }
+            )
     for driver in ("sync", "async"):
         comparison = results["isolation"]["summary"]["comparisons"][driver]
         rows.append(
@@ -49,8 +111,49 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
                         "limit": TARGETS["capture_overhead_ratio"],
                     }
                 )
+    others = results.get("competitors")
+    if measured(others):
+        assert others is not None
+        for tool, drivers in others["summary"].items():
+            for driver, figures in drivers.items():
+                tool_ratio = figures["with"]["window_cpu_ratio"]["median"]
+                ours = results["capture_overhead"]["summary"][driver]["default"]
+                rows.append(
+                    {
+                        "measure": "Our capture overhead (with N+1 detection) lower than "
+                        f"{tool}'s, {driver} (window CPU time)",
+                        "target": f"< {tool}'s {_percent(tool_ratio)}",
+                        "median": ours["window_cpu_ratio"]["median"],
+                        "unit": "ratio",
+                        "limit": tool_ratio,
+                        "strict": True,
+                    }
+                )
+    explain = results["explain_cost"]["summary"]["sync"]
+    rows.append(
+        {
+            "measure": "EXPLAIN cost per new fingerprint (sync workload, median per EXPLAIN)",
+            "target": f"<= {TARGETS['explain_ms']} ms",
+            "median": explain["ms"]["median"],
+            "unit": "ms",
+            "limit": TARGETS["explain_ms"],
+        }
+    )
+    memory = results["memory"]
+    rows.append(
+        {
+            "measure": f"Memory growth over {memory['tests']:,} tests (the plugin's share of "
+            "the peak)",
+            "target": f"<= {TARGETS['memory_growth_mb']:.0f} MB",
+            "median": memory["summary"]["plugin_growth_mb"],
+            "unit": "MB",
+            "limit": TARGETS["memory_growth_mb"],
+        }
+    )
     for row in rows:
-        row["met"] = row["median"] <= row["limit"]
+        row["met"] = (
+            row["median"] < row["limit"] if row.get("strict") else row["median"] <= row["limit"]
+        )
     return rows
 
 
@@ -85,6 +188,8 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def format_value(row: dict[str, Any]) -> str:
     if row["unit"] == "ratio":
         return _percent(row["median"])
+    if row["unit"] == "MB":
+        return f"{row['median']:.1f} MB"
     return f"{row['median']:.3f} {row['unit']}"
 
 
@@ -126,6 +231,9 @@ def render_markdown(results: dict[str, Any]) -> str:
     missed = sum(1 for row in rows if not row["met"])
     if missed:
         lines += ["", f"{missed} of {len(rows)} targets missed; see the notes at the end."]
+    not_measured = unmeasured(results)
+    if not_measured:
+        lines += [""] + [f"- {line}" for line in not_measured]
     lines += ["", "## Machine", ""]
     load = results["load_average"]
     lines += _table(
@@ -153,13 +261,26 @@ def render_markdown(results: dict[str, Any]) -> str:
     )
 
     lines += ["", "## Start-up: session start to first query", "", startup["method"], ""]
+    theirs = results.get("pytest_postgresql_startup")
     startup_rows = []
-    for kind in ("cold", "warm"):
-        first, wall = (startup["summary"][kind][key] for key in ("first_query", "wall"))
+    kinds = [("pytest-sqlaperf", kind, kind, startup) for kind in ("cold", "warm")]
+    if measured(theirs):
+        assert theirs is not None
+        kinds.append(
+            (
+                f"pytest-postgresql {theirs['version']}",
+                "cold_and_warm",
+                "none (initdb every run)",
+                theirs,
+            )
+        )
+    for plugin, kind, cache, section in kinds:
+        first, wall = (section["summary"][kind][key] for key in ("first_query", "wall"))
         startup_rows.append(
             [
-                kind,
-                str(len(startup["samples"][kind])),
+                plugin,
+                cache,
+                str(len(section["samples"][kind])),
                 _s(first["median"]),
                 f"{_s(first['min'])} .. {_s(first['max'])}",
                 _s(wall["median"]),
@@ -168,6 +289,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         )
     lines += _table(
         [
+            "Plugin",
             "Cluster cache",
             "Runs",
             "First query (s), median",
@@ -177,6 +299,18 @@ def render_markdown(results: dict[str, Any]) -> str:
         ],
         startup_rows,
     )
+    lines += [""]
+    if measured(theirs):
+        assert theirs is not None
+        lines += [f"How pytest-postgresql's row was measured. {theirs['method']}", ""]
+    else:
+        assert theirs is not None
+        lines += [f"pytest-postgresql: not measured in this run: {theirs['skipped']}.", ""]
+    containers = results["testcontainers_startup"]
+    lines += [
+        "testcontainers (a PostgreSQL container per session, as with "
+        f"`--sqlaperf-backend=docker`): not measured: {containers['reason']}."
+    ]
 
     tests = isolation["tests"]
     lines += [
@@ -229,19 +363,20 @@ def render_markdown(results: dict[str, Any]) -> str:
     capture_rows = []
     for driver, figures in capture["summary"].items():
         without = figures["without"]
-        for variant in ("default", "capture_only"):
-            measured = figures[variant]
+        for variant in ("default", "explain_only", "capture_only"):
+            variant_figures = figures[variant]
             capture_rows.append(
                 [
                     driver,
                     variant,
                     str(figures["statements"]),
-                    f"{_s(without['session']['median'])} / {_s(measured['session']['median'])}",
-                    _ratio_spread(measured["session_ratio"]),
+                    f"{_s(without['session']['median'])} / "
+                    f"{_s(variant_figures['session']['median'])}",
+                    _ratio_spread(variant_figures["session_ratio"]),
                     f"{_s(without['session_cpu']['median'])} / "
-                    f"{_s(measured['session_cpu']['median'])}",
-                    _ratio_spread(measured["session_cpu_ratio"]),
-                    f"{_s(without['wall']['median'])} / {_s(measured['wall']['median'])}",
+                    f"{_s(variant_figures['session_cpu']['median'])}",
+                    _ratio_spread(variant_figures["session_cpu_ratio"]),
+                    f"{_s(without['wall']['median'])} / {_s(variant_figures['wall']['median'])}",
                 ]
             )
     lines += _table(
@@ -258,6 +393,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         capture_rows,
     )
 
+    lines += _competitors_section(results)
+    lines += _explain_section(results["explain_cost"])
     lines += [
         "",
         "## Cost per statement",
@@ -305,6 +442,8 @@ def render_markdown(results: dict[str, Any]) -> str:
             for name, figures in cost["summary"]["idle_listeners"].items()
         ],
     )
+    lines += _instructions_section(results["instructions"])
+    lines += _memory_section(results["memory"])
     capture_profile = results["capture_profile"]
     lines += [
         "",
@@ -331,6 +470,203 @@ def render_markdown(results: dict[str, Any]) -> str:
     lines += ["", "## Notes", ""]
     lines += [f"- {note}" for note in results["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def _rounds(count: int) -> str:
+    return f"{count} round" if count == 1 else f"{count} rounds"
+
+
+def _turned_on(description: str) -> str:
+    """The features a tool's description says the benchmark turns on."""
+    _, found, after = description.partition("Turned on: ")
+    return after.rstrip(".") if found else description
+
+
+def _competitors_section(results: dict[str, Any]) -> list[str]:
+    others = results["competitors"]
+    lines = ["", "## Other plugins on the same workload", ""]
+    if not measured(others):
+        return [*lines, f"Not measured in this run: {others['skipped']}."]
+    capture = results["capture_overhead"]
+    machine = results["machine"]
+    lines += [
+        others["method"],
+        "",
+        "Ours and the tools run in separate loops: our rows are the capture-overhead runs "
+        f"above ({_rounds(capture['rounds'])} of {capture['tests']} tests, each run with the "
+        "plugin alternating with its own run without it, in our virtualenv); each tool "
+        "alternates with its own run without the tool, in its virtualenv "
+        f"({_rounds(others['rounds'])} of {others['tests']} tests). The ratios are compared, "
+        "not the times: the "
+        "virtualenvs share package versions, not interpreters' state or the moment they ran. "
+        "Versions shared with the tools: " + ", ".join(others["shared_requirements"]) + ".",
+        "",
+    ]
+    header = [
+        "Tool",
+        "Version",
+        "Licence",
+        "Turned on",
+        "Statements counted by it / run",
+        "Window CPU overhead, median of paired ratios (min .. max)",
+        "Window wall overhead, median (min .. max)",
+    ]
+    ours_version = f"{machine['pytest_sqlaperf']} (this tree)"
+    for driver in ("sync", "async"):
+        figures = capture["summary"][driver]
+        rows = []
+        for variant, (label, features) in OUR_VARIANTS.items():
+            counted = figures.get("plugin_statements", {}).get(variant)
+            rows.append(
+                [
+                    f"pytest-sqlaperf, {label}",
+                    ours_version,
+                    machine.get("pytest_sqlaperf_licence", "unknown"),
+                    features,
+                    f"{counted if counted is not None else '?'} / {figures['statements']}",
+                    _ratio_spread(figures[variant]["window_cpu_ratio"]),
+                    _ratio_spread(figures[variant]["window_ratio"]),
+                ]
+            )
+        for tool, spec in others["tools"].items():
+            tool_figures = others["summary"].get(tool, {}).get(driver)
+            if tool_figures is None:
+                continue
+            rows.append(
+                [
+                    tool,
+                    spec["requirement"].partition("==")[2] or spec["requirement"],
+                    spec["licence"],
+                    _turned_on(spec["description"]),
+                    f"{tool_figures['tool_statements']} / {tool_figures['statements']}",
+                    _ratio_spread(tool_figures["with"]["window_cpu_ratio"]),
+                    _ratio_spread(tool_figures["with"]["window_ratio"]),
+                ]
+            )
+        lines += [f"### {driver}", "", *_table(header, rows), ""]
+    lines += [
+        "Statements counted by it: the tool's own count (ours: the statements in the plugin's "
+        "test records), call phases of the warm-up and the measured tests; run: every statement "
+        "the suite's listener saw, fixtures and sentinel included. What each tool does:",
+        "",
+    ]
+    lines += [f"- {tool}: {spec['description']}" for tool, spec in others["tools"].items()]
+    return lines
+
+
+def _explain_section(explain: dict[str, Any]) -> list[str]:
+    lines = ["", "## EXPLAIN cost per new fingerprint", "", explain["method"], ""]
+    rows = []
+    for driver, figures in explain["summary"].items():
+        rest = figures["after_first_ms"]
+        rows.append(
+            [
+                driver,
+                f"{figures['explains_per_run']['median']:.0f}",
+                f"{figures['shapes_per_run']['median']:.0f}",
+                f"{figures['ms']['median']:.3f} ({figures['ms']['min']:.3f} .. "
+                f"{figures['ms']['max']:.3f})",
+                f"{figures['first_ms']['median']:.3f}",
+                "-" if rest is None else f"{rest['median']:.3f} (max {rest['max']:.3f})",
+            ]
+        )
+    return lines + _table(
+        [
+            "Driver",
+            "EXPLAINs per run",
+            "Statement shapes per run",
+            "ms per EXPLAIN, median (min .. max)",
+            "First EXPLAIN of a run, ms, median",
+            "The others, ms, median (max)",
+        ],
+        rows,
+    )
+
+
+def _instructions_section(counted: dict[str, Any]) -> list[str]:
+    lines = ["", "## Cost per statement in client instructions", ""]
+    if not measured(counted):
+        return [*lines, f"Not measured in this run: {counted['skipped']}."]
+    lines += [
+        counted["method"],
+        "",
+        f"N1 = {counted['n1']}, N2 = {counted['n2']} statements. Variants: "
+        + "; ".join(f"{name}: {label}" for name, label in counted["variants"].items())
+        + ".",
+        "",
+    ]
+    rows = []
+    for loop, variants in counted["summary"]["per_statement"].items():
+        for variant, figures in variants.items():
+            rows.append(
+                [
+                    counted["loops"][loop],
+                    variant,
+                    f"{figures['instructions']:,.0f}",
+                    "-" if variant == "none" else f"{figures['added']:+,.0f}",
+                    "-" if variant == "none" else f"{figures['added_percent']:+.1f} %",
+                ]
+            )
+    lines += _table(
+        ["Loop", "Variant", "Instructions per statement", "Added over none", "Added, %"], rows
+    )
+    repeat = counted["summary"]["repeat_difference"]
+    if repeat is not None:
+        lines += [
+            "",
+            "Repeatability: a second run without the plugin counted "
+            + ", ".join(
+                f"{difference:+,.0f} instructions per statement in the {loop} loop"
+                for loop, difference in repeat.items()
+            )
+            + " against the first.",
+        ]
+    return lines
+
+
+def _memory_section(memory: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "## Memory over a long suite",
+        "",
+        memory["method"],
+        "",
+        f"N = {memory['tests']:,} tests of {memory['statements_per_test']} statements.",
+        "",
+    ]
+    rows = []
+    for variant, label in (("without", "`-p no:sqlaperf`"), ("with", "the plugin, default")):
+        figures = memory["samples"][variant]
+        rows.append(
+            [
+                label,
+                str(figures["statements"]),
+                f"{figures['peak_before_reset_mb']:.1f}",
+                f"{figures['rss_after_warmup_mb']:.1f}",
+                f"{figures['peak_at_sentinel_mb']:.1f}",
+                f"{figures['rss_at_sentinel_mb']:.1f}",
+                f"{figures['growth_mb']:.1f}",
+            ]
+        )
+    lines += _table(
+        [
+            "Run",
+            "Statements",
+            "Peak RSS until the warm-up's end (MB)",
+            "RSS after warm-up (MB)",
+            "Peak RSS since, at the sentinel (MB)",
+            "RSS at the sentinel (MB)",
+            "Growth: peak since warm-up - RSS after warm-up (MB)",
+        ],
+        rows,
+    )
+    summary = memory["summary"]
+    return [
+        *lines,
+        "",
+        f"The plugin's share of the growth: {summary['growth_with_mb']:.1f} - "
+        f"{summary['growth_without_mb']:.1f} = {summary['plugin_growth_mb']:.1f} MB.",
+    ]
 
 
 def write_markdown(path: Path, results: dict[str, Any]) -> None:

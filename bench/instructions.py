@@ -1,0 +1,299 @@
+"""Cost per statement in client instructions, counted by callgrind: deterministic, unlike time."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bench.harness import BenchError, child_environment, write_project
+from bench.projects import MODELS
+
+# Loops of each kind the script runs before the counted ones: SQLAlchemy's compiled cache, the
+# identity map and the EXPLAIN cache (8 values per shape, 100 distinct ids) are warm after it.
+WARMUP = 100
+TIMEOUT = 900.0
+# callgrind dumps its counters before each call of this C function (os.getppid), which the
+# script calls between its loops; each dump holds the instructions since the previous one.
+MARKER_SYMBOL = "os_getppid"
+LOOPS = ("core", "orm")
+# The dumps the script makes before exiting: after the warm-up, then after each counted loop.
+DUMPS = 5
+
+VARIANTS: dict[str, str] = {
+    "none": "without the plugin",
+    "listener": (
+        "a no-op `before_cursor_execute` listener on `Engine` (`retval=True`): what SQLAlchemy "
+        "charges any tool built on engine events before the tool does anything"
+    ),
+    "recorder": (
+        "the plugin's recorder recording (`Recorder().install()`, a `QueryLog` active): "
+        "fingerprint, call site, ORM load origin of each statement"
+    ),
+    "explain": (
+        "the recorder and its EXPLAIN step (`ExplainRunner.explain` after each statement; "
+        "shapes and values already explained cost a lookup)"
+    ),
+}
+LOOP_LABELS = {
+    "core": "Core `connection.execute(text('SELECT 1')).scalar_one()`",
+    "orm": "ORM `session.execute(select(User).where(User.id == x)).scalar_one()`",
+}
+
+METHOD = (
+    "A script runs loops of statements on the benchmark's server (psycopg, one connection, "
+    "one transaction) under `valgrind --tool=callgrind`, which counts the instructions the "
+    "Python process executes (the client's: SQLAlchemy, psycopg, libpq, the plugin; not the "
+    "server's). After {warmup} statements of each loop (not counted), it runs the Core loop N1 and "
+    "N2 times, then the ORM loop N1 and N2 times (100 distinct ids), and callgrind dumps its "
+    "counters between the loops (`--dump-before={marker}`, the script calls `os.getppid()` "
+    "there). Instructions per statement = (count for N2 - count for N1) / (N2 - N1): start-up, "
+    "imports and set-up cancel out. Each variant runs in a process of its own, with "
+    "`PYTHONHASHSEED=0`. The count does not depend on the machine's load: the same "
+    "interpreter and libraries on the same inputs execute the same instructions, so small "
+    "differences that timing on this shared 2-core machine cannot resolve show here. It does "
+    "not weigh instructions (a cache miss costs more than an add) nor see waiting on the "
+    "server; the timed cost per statement above does."
+)
+
+SCRIPT = '''\
+"""Counted loops for callgrind: usage: script.py VARIANT N1 N2 WARMUP (prints its checks)."""
+
+import contextlib
+import json
+import os
+import sys
+
+from sqlalchemy import create_engine, event, select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from models import User
+
+variant = sys.argv[1]
+n1, n2, warmup = (int(value) for value in sys.argv[2:5])
+checks = {}
+
+
+def _no_op(conn, cursor, statement, parameters, context, executemany):
+    return statement, parameters
+
+
+recorder = runner = None
+recording = contextlib.nullcontext()
+if variant == "listener":
+    event.listen(Engine, "before_cursor_execute", _no_op, retval=True)
+elif variant in ("recorder", "explain"):
+    from pytest_sqlaperf.capture.listeners import Recorder
+    from pytest_sqlaperf.capture.querylog import QueryLog
+
+    recorder = Recorder()
+    recorder.install()
+    recording = recorder.recording(QueryLog("bench"))
+    if variant == "explain":
+        from pytest_sqlaperf.explain import ExplainRunner, ExplainSettings
+
+        runner = ExplainRunner(ExplainSettings())
+
+        def _explain(statement, connection, cursor, context):
+            runner.explain(
+                statement, connection, executemany=bool(getattr(context, "executemany", False))
+            )
+
+        recorder.after_statement = _explain
+elif variant != "none":
+    raise SystemExit(f"unknown variant {variant!r}")
+
+engine = create_engine(os.environ["BENCH_DATABASE_URL"])
+session = Session(engine)
+users = [User(name=f"user {k}", email=f"user{k}@example.com") for k in range(100)]
+session.add_all(users)
+session.flush()
+ids = [user.id for user in users]
+connection = session.connection()
+
+
+def core(n):
+    for _ in range(n):
+        connection.execute(text("SELECT 1")).scalar_one()
+
+
+def orm(n):
+    for k in range(n):
+        session.execute(select(User).where(User.id == ids[k % len(ids)])).scalar_one()
+
+
+mark = os.getppid  # callgrind dumps its counters before each call
+with recording as log:
+    core(warmup)
+    orm(warmup)
+    mark()
+    core(n1)
+    mark()
+    core(n2)
+    mark()
+    orm(n1)
+    mark()
+    orm(n2)
+    mark()
+    if log is not None:
+        checks["recorded"] = len(log.statements)
+if runner is not None:
+    checks["explains"] = len(runner.durations)
+    checks["explain_skips"] = dict(runner.skips)
+if variant == "listener":
+    calls = []
+    event.listen(Engine, "before_cursor_execute", lambda *args: calls.append(1))
+    connection.execute(text("SELECT 1"))
+    checks["engine_listeners_called"] = bool(calls)
+session.rollback()
+session.close()
+engine.dispose()
+print(json.dumps(checks))
+'''
+
+
+def available() -> str | None:
+    """Why the benchmark cannot run here, or None when it can."""
+    if shutil.which("valgrind") is None:
+        return "valgrind is not on PATH"
+    return None
+
+
+def _totals(path: Path) -> int:
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith(("totals:", "summary:")):
+            return int(line.split()[1])
+    raise BenchError(f"{path} has no totals line")
+
+
+def _run(script: Path, url: str, variant: str, n1: int, n2: int) -> dict[str, Any]:
+    """Run the script for one variant under callgrind; its counted parts and its checks."""
+    with tempfile.TemporaryDirectory(prefix=f"callgrind-{variant}-") as temporary:
+        output = Path(temporary) / "callgrind.out"
+        command: Sequence[str] = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--dump-before={MARKER_SYMBOL}",
+            "--dump-line=no",
+            f"--callgrind-out-file={output}",
+            sys.executable,
+            str(script),
+            variant,
+            str(n1),
+            str(n2),
+            str(WARMUP),
+        ]
+        environment = child_environment({"BENCH_DATABASE_URL": url, "PYTHONHASHSEED": "0"})
+        try:
+            completed = subprocess.run(
+                command,
+                cwd=script.parent,
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise BenchError(
+                f"callgrind of the {variant} loops took over {TIMEOUT:.0f} s"
+            ) from None
+        collected = re.search(r"Collected : (\d+)", completed.stderr)
+        if completed.returncode != 0 or collected is None:
+            tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-30:])
+            raise BenchError(f"{' '.join(command)} exited with {completed.returncode}:\n{tail}")
+        dumps = sorted(
+            (int(path.suffix[1:]), path)
+            for path in Path(temporary).glob("callgrind.out.*")
+            if path.suffix[1:].isdigit()
+        )
+        if [number for number, _ in dumps] != list(range(1, DUMPS + 1)):
+            raise BenchError(
+                f"callgrind made the dumps {[number for number, _ in dumps]} for the {variant} "
+                f"loops, not 1 .. {DUMPS}: does {sys.executable} still have the symbol "
+                f"{MARKER_SYMBOL}, or does something else call os.getppid()?"
+            )
+        parts = [_totals(path) for _, path in dumps]
+    checks: dict[str, Any] = {}
+    lines = completed.stdout.strip().splitlines()
+    if lines:
+        checks = json.loads(lines[-1])
+    # parts[0] is start-up and warm-up; then core N1, core N2, orm N1, orm N2.
+    per_statement = {
+        loop: (parts[2 + 2 * index] - parts[1 + 2 * index]) / (n2 - n1)
+        for index, loop in enumerate(LOOPS)
+    }
+    return {
+        "parts": parts,
+        "collected": int(collected.group(1)),
+        "per_statement": per_statement,
+        "checks": checks,
+    }
+
+
+def _check(variant: str, run: dict[str, Any], n1: int, n2: int) -> None:
+    checks = run["checks"]
+    if variant in ("recorder", "explain") and checks.get("recorded", 0) < 2 * (n1 + n2):
+        raise BenchError(f"the recorder recorded {checks.get('recorded')} statements ({variant})")
+    if variant == "explain" and not checks.get("explains"):
+        raise BenchError(f"the EXPLAIN step ran no EXPLAIN: {checks}")
+    if variant == "listener" and not checks.get("engine_listeners_called"):
+        raise BenchError("the engine listeners were not called on the script's connection")
+
+
+def measure(workdir: Path, url: str, n1: int, n2: int, *, repeat: bool) -> dict[str, Any]:
+    """Instructions per statement of each loop in each variant; ``{"skipped": why}`` if none.
+
+    The variants run two at a time (the counts do not depend on the load); with ``repeat``,
+    the variant without the plugin runs twice, to show how exactly the count repeats.
+    """
+    reason = available()
+    if reason is not None:
+        return {"skipped": reason}
+    directory = write_project(workdir / "instructions", {"models.py": MODELS, "loops.py": SCRIPT})
+    script = directory / "loops.py"
+    jobs = [*VARIANTS, *(["none"] if repeat else [])]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        finished = list(pool.map(lambda variant: _run(script, url, variant, n1, n2), jobs))
+    runs = dict(zip(VARIANTS, finished, strict=False))
+    repeated = finished[len(VARIANTS)] if repeat else None
+    for variant, run in runs.items():
+        _check(variant, run, n1, n2)
+    summary: dict[str, dict[str, dict[str, float]]] = {}
+    for loop in LOOPS:
+        base = runs["none"]["per_statement"][loop]
+        summary[loop] = {
+            variant: {
+                "instructions": run["per_statement"][loop],
+                "added": run["per_statement"][loop] - base,
+                "added_percent": (run["per_statement"][loop] / base - 1) * 100,
+            }
+            for variant, run in runs.items()
+        }
+    repeat_difference = (
+        {
+            loop: repeated["per_statement"][loop] - runs["none"]["per_statement"][loop]
+            for loop in LOOPS
+        }
+        if repeated is not None
+        else None
+    )
+    return {
+        "method": METHOD.format(warmup=WARMUP, marker=MARKER_SYMBOL),
+        "n1": n1,
+        "n2": n2,
+        "warmup": WARMUP,
+        "variants": VARIANTS,
+        "loops": LOOP_LABELS,
+        "samples": {"runs": runs, "repeat_of_none": repeated},
+        "summary": {"per_statement": summary, "repeat_difference": repeat_difference},
+    }
