@@ -157,12 +157,22 @@ def run_pytest(
         _interrupt(process)
         raise
     wall = time.monotonic() - started
+    return read_run(command, project, process.returncode, output, results_file, wall)
+
+
+def read_run(
+    command: Sequence[str],
+    project: Path,
+    returncode: int,
+    output: bytes,
+    results_file: Path,
+    wall: float,
+) -> PytestRun:
+    """The run's figures from its results file; BenchError with its output's end if it failed."""
     text = output.decode(errors="replace")
-    if process.returncode != 0:
+    if returncode != 0:
         tail = "\n".join(text.strip().splitlines()[-40:])
-        raise BenchError(
-            f"{' '.join(command)} in {project} exited with {process.returncode}:\n{tail}"
-        )
+        raise BenchError(f"{' '.join(command)} in {project} exited with {returncode}:\n{tail}")
     try:
         results = json.loads(results_file.read_text())
     except (OSError, ValueError) as error:
@@ -172,8 +182,8 @@ def run_pytest(
     return PytestRun(wall=wall, results=results)
 
 
-def _interrupt(process: subprocess.Popen[bytes]) -> None:
-    """Stop a pytest we started: Ctrl-C first, so it stops its server; then kill it."""
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C first, so the pytest run stops the server it started; then kill it."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGINT)
@@ -182,6 +192,11 @@ def _interrupt(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
+
+
+def _interrupt(process: subprocess.Popen[bytes]) -> None:
+    """Stop a pytest we started, and any embedded server it left."""
+    stop(process)
     remove_servers_of(process.pid)
 
 

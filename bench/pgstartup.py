@@ -13,7 +13,6 @@ import importlib.metadata
 import json
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import tempfile
@@ -24,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import (
-    INTERRUPT_GRACE,
     RUN_TIMEOUT,
     BenchError,
     PytestRun,
     child_environment,
+    read_run,
+    stop,
     summary,
     write_project,
 )
@@ -277,36 +277,12 @@ def run_pytest_as(python: str, project: Path, run_as: RunAs) -> PytestRun:
         try:
             output, _ = process.communicate(timeout=RUN_TIMEOUT)
         except BaseException:
-            _interrupt(process)
+            stop(process)
             raise
         wall = time.monotonic() - started
     finally:
         _remove_servers(basetemp)
-    text = output.decode(errors="replace")
-    if process.returncode != 0:
-        tail = "\n".join(text.strip().splitlines()[-40:])
-        raise BenchError(
-            f"{' '.join(command)} in {project} exited with {process.returncode}:\n{tail}"
-        )
-    try:
-        results = json.loads(results_file.read_text())
-    except (OSError, ValueError) as error:
-        raise BenchError(f"{' '.join(command)} in {project} wrote no results: {error}") from None
-    finally:
-        results_file.unlink(missing_ok=True)
-    return PytestRun(wall=wall, results=results)
-
-
-def _interrupt(process: subprocess.Popen[bytes]) -> None:
-    """Ctrl-C first, so pytest-postgresql stops its server; then kill it."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGINT)
-        try:
-            process.communicate(timeout=INTERRUPT_GRACE)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+    return read_run(command, project, process.returncode, output, results_file, wall)
 
 
 def _remove_servers(basetemp: Path) -> None:
