@@ -149,10 +149,11 @@ def _notes(results: dict[str, Any]) -> list[str]:
     orm_added = cost["loops"]["orm"]["added_us_cpu"]["median"]
     idle_orm = cost["idle_listeners"]["orm_idle_do_orm_execute"]["added_us_cpu"]["median"]
     notes.append(
-        f"Of the {orm_added:.1f} µs of CPU the plugin adds to an ORM select by primary key, "
-        f"{idle_orm:.1f} µs is what SQLAlchemy charges for dispatching `do_orm_execute` to any "
-        "listener (it builds an `ORMExecuteState` per ORM execution); the plugin listens to that "
-        "event to tell lazy loads apart."
+        f"The plugin adds {orm_added:.1f} µs of CPU to an ORM select by primary key. It does not "
+        "listen to `do_orm_execute` (it reads the ORM's load options from the execution "
+        f"context), which costs any tool that does {idle_orm:.1f} µs per ORM execution here "
+        "(SQLAlchemy builds an `ORMExecuteState` for each), nor to the engine's cursor events "
+        "(see the instruction counts)."
     )
     comparisons = results["isolation"]["summary"]["comparisons"]
     connect = comparisons["async_connect"]["added_ms_per_test"]["median"]

@@ -33,7 +33,7 @@ def test_fail_mode_names_call_site_count_and_fix(project: pytest.Pytester) -> No
             "N+1: 1 finding",
             "1. n_plus_one: lazy load of Book.author ×4 at test_loop.py:16 in test_loop",
             "         book.author.name",
-            "     statement: SELECT authors.id, authors.name FROM authors WHERE authors.id = ?",
+            "     statement: SELECT authors.id*authors.name* FROM authors WHERE authors.id = ?",
             "     rows from: test_loop.py:15 in test_loop  SELECT books.id, * FROM books",
             "     fix: add .options(joinedload(Book.author)) to the query at test_loop.py:15*",
         ]
@@ -165,8 +165,8 @@ def test_constant_queries_catches_a_two_iteration_n_plus_one(project: pytest.Pyt
         [
             "constant_queries('n'): statements grow with n: * at n=1, * at n=2 "
             "(expected the same count)",
-            "  SELECT books.id, books.title, books.author_id FROM books WHERE ? = ... "
-            " *1  *2  grew",
+            # SQLAlchemy 2.0 labels a lazy load's columns (books.id AS books_id); 2.1 does not
+            "  SELECT books.id* *1  *2  grew",
             "  SELECT authors.id, authors.name FROM authors  *1  *1",
         ]
     )
