@@ -8,7 +8,9 @@ events), which cost a Core ``SELECT 1`` 12 % more client instructions with a lis
 nothing (callgrind, docs/benchmarks.md); a dialect-level listener costs nothing measurable. The
 listener runs the statement itself (through the dialect, or through listeners registered after
 it), so one call sees it before and after: the call site, the duration, the row count, and the
-moment right after it ran, where the plan checks EXPLAIN it.
+moment right after it ran, where the plan checks EXPLAIN it. A listener that another library
+registers later with ``insert=True`` runs before ours; if it returns True (it ran the
+statement itself), SQLAlchemy calls no other listener and the statement is not recorded.
 """
 
 from __future__ import annotations
