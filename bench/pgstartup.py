@@ -29,10 +29,10 @@ from bench.harness import (
     child_environment,
     read_run,
     stop,
-    summary,
     write_project,
 )
 from bench.projects import TIMING_CONFTEST
+from bench.startup import summarise
 from pytest_sqlaperf.errors import SqlaperfError
 from pytest_sqlaperf.postgres.account import RunAs, binaries_for, resolve_run_as
 from pytest_sqlaperf.postgres.binaries import PgBinaries, find_binaries
@@ -318,11 +318,5 @@ def measure(workdir: Path, samples: int, venv_dir: Path) -> dict[str, Any]:
         "version": PYTEST_POSTGRESQL_VERSION,
         "venv": python,
         "samples": runs,
-        "summary": {
-            kind: {
-                "first_query": summary([run["first_query"] for run in kind_runs]),
-                "wall": summary([run["wall"] for run in kind_runs]),
-            }
-            for kind, kind_runs in runs.items()
-        },
+        "summary": summarise(runs),
     }

@@ -35,14 +35,15 @@ def measure(workdir: Path, warm_cache_home: Path, samples: int) -> dict[str, Any
         finally:
             shutil.rmtree(cold_home, ignore_errors=True)
         runs["warm"].append(_sample(project, warm_cache_home))
+    return {"method": METHOD, "samples": runs, "summary": summarise(runs)}
+
+
+def summarise(runs: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, Any]]:
+    """Per kind of start: median, min and max of the first query and of the wall time."""
     return {
-        "method": METHOD,
-        "samples": runs,
-        "summary": {
-            kind: {
-                "first_query": summary([run["first_query"] for run in kind_runs]),
-                "wall": summary([run["wall"] for run in kind_runs]),
-            }
-            for kind, kind_runs in runs.items()
-        },
+        kind: {
+            "first_query": summary([run["first_query"] for run in kind_runs]),
+            "wall": summary([run["wall"] for run in kind_runs]),
+        }
+        for kind, kind_runs in runs.items()
     }
