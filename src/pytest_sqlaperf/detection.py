@@ -243,7 +243,7 @@ class Detection:
         ):
             listed = [
                 (record["nodeid"], finding)
-                for record in self.core.records
+                for record in self.core.records.summaries()
                 if record["outcome"] == outcome
                 for finding in record["findings"]
                 if finding["kind"] in nplusone.KINDS

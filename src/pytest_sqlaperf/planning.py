@@ -3,6 +3,7 @@ findings, the catalog checks at session end, and the ``sqlaperf plans`` summary.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
@@ -149,6 +150,13 @@ class _TestPlans:
     keys: set[tuple[str, str, str, tuple[str, ...]]] = field(default_factory=set)
 
 
+@functools.lru_cache(maxsize=64)
+def _skipped(reason: str) -> dict[str, Any]:
+    """The plan facts of a statement not EXPLAINed, one object per reason (the record store
+    keeps facts once per object)."""
+    return {"skipped": reason}
+
+
 def _ignored(problem: PlanProblem, tables: frozenset[str]) -> bool:
     return problem.table in tables or f"{problem.schema}.{problem.table}" in tables
 
@@ -199,7 +207,7 @@ class PlanChecks:
         except Exception as error:  # a bug of ours must never reach the user's code
             reason = f"internal error ({type(error).__name__})"
             runner.skips[reason] += 1
-            state.plans.setdefault(statement.fingerprint, {"skipped": reason})
+            state.plans.setdefault(statement.fingerprint, _skipped(reason))
 
     def _take(
         self,
@@ -330,7 +338,7 @@ class PlanChecks:
             return
         plans_report.summary(
             terminalreporter,
-            self.core.records,
+            list(self.core.records.summaries()),
             mode=self.settings.explain,
             catalog_findings=self.catalog_findings,
             unused_indexes=self.unused_indexes,

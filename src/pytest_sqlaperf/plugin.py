@@ -29,14 +29,7 @@ from .fixtures import (  # noqa: F401  # pytest finds fixtures in the plugin mod
     sqlaperf_session,
     sqlaperf_url,
 )
-from .records import (
-    RECORD_ATTRIBUTE,
-    RecordStore,
-    TestRecord,
-    decode_record,
-    encode_record,
-    make_record,
-)
+from .records import RECORD_ATTRIBUTE, Compact, RecordStore, StoredRecord, count_of, encode_record
 from .reports import terminal
 
 if TYPE_CHECKING:
@@ -51,8 +44,8 @@ FINDINGS_KEY = pytest.StashKey[list[Finding]]()
 PLANS_KEY = pytest.StashKey[dict[str, Any]]()
 BUDGET_KEY = pytest.StashKey[Budget | None]()
 VIOLATION_KEY = pytest.StashKey[str | None]()
-RECORD_KEY = pytest.StashKey[TestRecord]()
-"""The test's record from its call report until teardown (the report carries it encoded)."""
+RECORD_KEY = pytest.StashKey[Compact]()
+"""The test's record from its call report until teardown (see RecordStore)."""
 _PER_TEST_KEYS: tuple[pytest.StashKey[Any], ...] = (
     LOG_KEY,
     FINDINGS_KEY,
@@ -61,7 +54,6 @@ _PER_TEST_KEYS: tuple[pytest.StashKey[Any], ...] = (
     VIOLATION_KEY,
     RECORD_KEY,
 )
-"""Name of the TestReport attribute carrying a test's record (it survives xdist serialization)."""
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -185,9 +177,8 @@ class SqlaperfPlugin:
         self.recorder = Recorder()
         self.recorder.install()
         self.records = RecordStore()
-        self._report_record: tuple[pytest.TestReport, TestRecord] | None = None
-        """The last call report's record, as made or decoded (see record_in)."""
         self._logged_report: pytest.TestReport | None = None
+        """The last call report whose record the store took (its attribute goes at the next)."""
         self._provisioner: Provisioner | None = None
         self._database: WorkerDatabase | None = None
         self._handoff_error: str | None = None
@@ -299,8 +290,8 @@ class SqlaperfPlugin:
             plans = item.stash[PLANS_KEY] = {}
         return plans
 
-    def record_of(self, item: pytest.Item) -> TestRecord | None:
-        """The test's record, from its call report until its teardown."""
+    def record_of(self, item: pytest.Item) -> Compact | None:
+        """The test's record as the store keeps it, from its call report until its teardown."""
         return item.stash.get(RECORD_KEY, None)
 
     @pytest.hookimpl(tryfirst=True)
@@ -335,7 +326,7 @@ class SqlaperfPlugin:
             log = item.stash.get(LOG_KEY, None)
             if log is not None:
                 budget = item.stash.get(BUDGET_KEY, None)
-                record = make_record(
+                compact = self.records.make(
                     item.nodeid,
                     log,
                     rootdir=str(self.config.rootpath),
@@ -345,11 +336,10 @@ class SqlaperfPlugin:
                     findings=item.stash.get(FINDINGS_KEY, None),
                     plans=item.stash.get(PLANS_KEY, None),
                 )
-                item.stash[RECORD_KEY] = record
-                setattr(report, RECORD_ATTRIBUTE, encode_record(record))
-                self._report_record = (report, record)
+                item.stash[RECORD_KEY] = compact
+                setattr(report, RECORD_ATTRIBUTE, StoredRecord(self.records, compact))
                 # JUnit XML reads the properties from the item (via the teardown report)
-                item.user_properties.append(("sqlaperf_statements", record["count"]))
+                item.user_properties.append(("sqlaperf_statements", count_of(compact)))
         return report
 
     @pytest.hookimpl(wrapper=True)
@@ -365,33 +355,44 @@ class SqlaperfPlugin:
                 if key in item.stash:
                     del item.stash[key]
 
-    def record_in(self, report: pytest.TestReport) -> TestRecord | None:
-        """The record a call report carries: the one made here, or decoded once (a worker's)."""
-        made = self._report_record
-        if made is not None and made[0] is report:
-            return made[1]
-        text = getattr(report, RECORD_ATTRIBUTE, None)
-        if not isinstance(text, str) or report.when != "call":
-            return None
-        record = decode_record(text)
-        self._report_record = (report, record)
-        return record
+    @pytest.hookimpl(wrapper=True)
+    def pytest_report_to_serializable(
+        self, config: pytest.Config, report: pytest.CollectReport | pytest.TestReport
+    ) -> Generator[None, dict[str, Any] | None, dict[str, Any] | None]:
+        """A report leaving the process (xdist's worker) takes its record as JSON text."""
+        data = yield
+        if data is not None:
+            value = data.get(RECORD_ATTRIBUTE)
+            if isinstance(value, StoredRecord):
+                data[RECORD_ATTRIBUTE] = encode_record(value.record())
+        return data
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # Every logreport hook has seen the previous call report by now (xdist's worker has
-        # sent it): its encoded record goes, so the reports pytest keeps to the end stay small.
+        # sent it): its record goes, so the reports pytest keeps to the end stay small.
         previous = self._logged_report
         if previous is not None and previous is not report:
             with contextlib.suppress(AttributeError):
                 delattr(previous, RECORD_ATTRIBUTE)
             self._logged_report = None
-            if self._report_record is not None and self._report_record[0] is previous:
-                self._report_record = None
-        record = self.record_in(report)
-        if record is not None:
-            self.records.append(record)
-            self._logged_report = report
+        if report.when != "call":
+            return
+        value = getattr(report, RECORD_ATTRIBUTE, None)
+        if isinstance(value, StoredRecord):
+            if value.store is self.records:
+                self.records.add(value.compact)
+            else:  # made by another run's store (a pytest run inside a test, say)
+                self.records.append(value.record())
+        elif isinstance(value, str):  # from an xdist worker
+            self.records.append_encoded(value)
+        else:
+            return
+        self._logged_report = report
+
+    def stored(self, report: pytest.TestReport) -> bool:
+        """Whether the store has just taken this report's record (the last of its records)."""
+        return report is self._logged_report
 
     # -- terminal -------------------------------------------------------------------------------
 
@@ -399,4 +400,4 @@ class SqlaperfPlugin:
         return terminal.header(self.settings)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        terminal.summary(terminalreporter, self.records, self.server_info)
+        terminal.summary(terminalreporter, self.records.summaries(), self.server_info)

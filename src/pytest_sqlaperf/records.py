@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any, TypedDict, overload
 
-from .capture.querylog import CallSite, QueryLog
+from .capture.querylog import KINDS, CallSite, QueryLog
 from .checks.findings import Finding
 
 RECORD_VERSION = 1
 RECORD_ATTRIBUTE = "sqlaperf"
-"""The TestReport attribute that carries a call report's record, encoded (see encode_record)."""
+"""The TestReport attribute that carries a call report's record: a :class:`StoredRecord` in the
+process that ran the test, its JSON text (:func:`encode_record`) once it left an xdist worker.
+Read it with :func:`record_of`."""
 
 
 class CallSiteRecord(TypedDict):
@@ -92,125 +94,264 @@ def finding_record(finding: Finding, rootdir: str) -> FindingRecord:
     }
 
 
-def make_record(
-    nodeid: str,
-    log: QueryLog,
-    *,
-    rootdir: str,
-    outcome: str,
-    budget: str | None = None,
-    violation: str | None = None,
-    findings: list[Finding] | None = None,
-    plans: dict[str, Any] | None = None,
-) -> TestRecord:
-    """Summarise a test's QueryLog into a record (counts, fingerprints, findings; no parameters)."""
-    fingerprints: dict[str, FingerprintRecord] = {}
-    seen: set[tuple[str, CallSite | None]] = set()
-    for statement in log.counted:
-        entry = fingerprints.get(statement.fingerprint)
-        if entry is None:
-            entry = fingerprints[statement.fingerprint] = {
-                "display_sql": statement.display_sql,
-                "kind": statement.kind,
-                "count": 0,
-                "call_sites": [],
-            }
-        entry["count"] += 1
-        key = (statement.fingerprint, statement.call_site)
-        if statement.call_site is not None and key not in seen:
-            seen.add(key)
-            site = call_site_record(statement.call_site, rootdir)
-            if site is not None and site not in entry["call_sites"]:
-                entry["call_sites"].append(site)
-    return {
-        "version": RECORD_VERSION,
-        "nodeid": nodeid,
-        "outcome": outcome,
-        "count": log.count,
-        "by_kind": {kind: n for kind, n in log.count_by_kind().items() if n},
-        "fingerprints": fingerprints,
-        "budget": budget,
-        "violation": violation,
-        "findings": [finding_record(finding, rootdir) for finding in findings or ()],
-        "plans": plans or {},
-        "duration": sum(s.duration or 0.0 for s in log.statements),
-    }
-
+Compact = tuple[Any, ...]
+"""A record as the store keeps it (see :class:`RecordStore`)."""
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _DECODER = json.JSONDecoder()
 
 
 def encode_record(record: TestRecord) -> str:
-    """A record as compact JSON text: how the run keeps records and how they leave a worker."""
+    """A record as compact JSON text: how a record leaves an xdist worker."""
     return _ENCODER.encode(record)
 
 
-class RecordStore(Sequence[TestRecord]):
-    """The run's test records, kept compact and decoded each time they are read.
+def decode_record(text: str) -> TestRecord:
+    """A record from :func:`encode_record`'s text."""
+    record: TestRecord = _DECODER.decode(text)
+    return record
 
-    A record as dicts and lists is some sixty objects for a test of two dozen statements, kept
-    for the whole run, and most of its bytes repeat from test to test: the display SQL of each
-    fingerprint and its plan facts. Here a record is one JSON string without them, and the
-    repeated parts are kept once per run (per fingerprint, per distinct plan facts): for the
-    benchmark's 24-statement tests, 4 KB a test instead of 11 KB of JSON or some 40 KB of
-    objects, and no objects for the garbage collector to walk. The summaries and reports that
-    read the records at the end of the run decode them then (plan facts are decoded once and
-    shared by the records read back: treat them as read-only).
+
+class RecordSummary(TypedDict):
+    """What the terminal summaries read of a record: all of it but its fingerprints."""
+
+    nodeid: str
+    outcome: str
+    count: int
+    by_kind: dict[str, int]
+    budget: str | None
+    violation: str | None
+    findings: list[FindingRecord]
+    plans: dict[str, Any]
+
+
+class RecordStore(Sequence[TestRecord]):
+    """The run's test records, kept as tuples of shared parts and read back as dicts.
+
+    Records are made for every test and kept to the end of the run, so they are made straight
+    from the test's QueryLog (no dicts on the way) and kept small and out of the garbage
+    collector's way:
+
+    - a record is a tuple of strings, numbers and tuples: no dict or list per test for the
+      garbage collector to walk (CPython stops tracking such tuples once it has seen that they
+      hold nothing it tracks);
+    - the display SQL and kind of a fingerprint are kept once per run, and a call site once per
+      run (as a ``(path, line, function)`` tuple shared by every record that names it);
+    - the per-fingerprint counts, the counts per kind and the plans of a record are interned:
+      the instances of a parametrized test share one copy;
+    - findings, rare, are kept as JSON text, and plan facts once per distinct facts.
+
+    Reading a record (iteration, indexing) builds its dicts; :meth:`summaries` skips the
+    fingerprints, which is what the terminal summaries read. Plan facts are shared by the
+    records read back: treat them as read-only.
     """
 
-    __slots__ = ("_fact_ids", "_facts", "_shapes", "_texts")
+    __slots__ = (
+        "_fact_index",
+        "_fact_refs",
+        "_facts",
+        "_interned",
+        "_records",
+        "_shapes",
+        "_sites",
+    )
 
-    def __init__(self, records: Sequence[TestRecord] = ()) -> None:
-        self._texts: list[str] = []
+    def __init__(self, records: Iterable[TestRecord] = ()) -> None:
+        self._records: list[Compact] = []
         self._shapes: dict[str, tuple[str, str]] = {}  # fingerprint -> (display_sql, kind)
+        self._sites: dict[tuple[CallSite, str], tuple[str, int, str]] = {}
+        self._interned: dict[Any, Any] = {}
         self._facts: list[Any] = []  # distinct plan facts, shared by the records read back
-        self._fact_ids: dict[str, int] = {}  # their JSON -> index
+        self._fact_index: dict[Any, int] = {}  # id(facts) of the plan checks' objects, or JSON
+        self._fact_refs: list[Any] = []  # the objects whose id is in _fact_index
         for record in records:
             self.append(record)
 
+    # -- making -------------------------------------------------------------------------------
+
+    def make(
+        self,
+        nodeid: str,
+        log: QueryLog,
+        *,
+        rootdir: str,
+        outcome: str,
+        budget: str | None = None,
+        violation: str | None = None,
+        findings: Sequence[Finding] | None = None,
+        plans: dict[str, Any] | None = None,
+    ) -> Compact:
+        """Summarise a test's QueryLog into a record (counts, fingerprints, findings; no
+        parameters). Keep it with :meth:`add`; :meth:`expand` reads it."""
+        shapes, sites = self._shapes, self._sites
+        entries: dict[str, list[Any]] = {}
+        by_kind: dict[str, int] = {}
+        count = 0
+        duration = 0.0
+        tcl_counts = log.count_transaction_control
+        for statement in log.statements:
+            if statement.duration is not None:
+                duration += statement.duration
+            kind = statement.kind
+            if kind == "tcl" and not tcl_counts:
+                continue
+            count += 1
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+            fingerprint = statement.fingerprint
+            entry = entries.get(fingerprint)
+            if entry is None:
+                entry = entries[fingerprint] = [0, []]
+                if fingerprint not in shapes:
+                    shapes[fingerprint] = (statement.display_sql, kind)
+            entry[0] += 1
+            call_site = statement.call_site
+            if call_site is not None:
+                site = sites.get((call_site, rootdir))
+                if site is None:
+                    site = sites[(call_site, rootdir)] = (
+                        _relative(call_site.path, rootdir),
+                        call_site.line,
+                        call_site.function,
+                    )
+                if site not in entry[1]:
+                    entry[1].append(site)
+        intern = self._intern
+        return (
+            RECORD_VERSION,
+            nodeid,
+            outcome,
+            count,
+            intern(tuple((kind, by_kind[kind]) for kind in KINDS if kind in by_kind)),
+            intern(tuple((fp, n, tuple(at)) for fp, (n, at) in entries.items())),
+            budget,
+            violation,
+            self._findings([finding_record(f, rootdir) for f in findings or ()]),
+            self._plans(plans, by_identity=True) if plans else (),
+            duration,
+        )
+
+    def add(self, compact: Compact) -> None:
+        """Keep a record made by :meth:`make`."""
+        self._records.append(compact)
+
     def append(self, record: TestRecord) -> None:
+        """Keep a record given as dicts (a worker's, decoded)."""
         shapes = self._shapes
-        fingerprints = {}
+        fingerprints = []
         for fingerprint, entry in record["fingerprints"].items():
             if fingerprint not in shapes:
                 shapes[fingerprint] = (entry["display_sql"], entry["kind"])
-            fingerprints[fingerprint] = [entry["count"], entry["call_sites"]]
-        plans = {}
-        for fingerprint, facts in record["plans"].items():
-            text = _ENCODER.encode(facts)
-            fact_id = self._fact_ids.get(text)
-            if fact_id is None:
-                fact_id = self._fact_ids[text] = len(self._facts)
-                self._facts.append(_DECODER.decode(text))  # a copy: the record's may change
-            plans[fingerprint] = fact_id
-        compact = {**record, "fingerprints": fingerprints, "plans": plans}
-        self._texts.append(_ENCODER.encode(compact))
+            sites = tuple(self._site_of(site) for site in entry["call_sites"])
+            fingerprints.append((fingerprint, entry["count"], sites))
+        intern = self._intern
+        self._records.append(
+            (
+                record["version"],
+                record["nodeid"],
+                record["outcome"],
+                record["count"],
+                intern(tuple(record["by_kind"].items())),
+                intern(tuple(fingerprints)),
+                record["budget"],
+                record["violation"],
+                self._findings(record["findings"]),
+                self._plans(record["plans"], by_identity=False),
+                record["duration"],
+            )
+        )
 
     def append_encoded(self, text: str) -> None:
-        """Keep a record encoded by :func:`encode_record` (a worker's, say)."""
-        self.append(_decode(text))
+        """Keep a record encoded by :func:`encode_record` (a worker's)."""
+        self.append(decode_record(text))
 
-    def _expand(self, text: str) -> TestRecord:
-        compact = _DECODER.decode(text)
+    def _intern(self, value: tuple[Any, ...]) -> tuple[Any, ...]:
+        interned: tuple[Any, ...] = self._interned.setdefault(value, value)
+        return interned
+
+    def _findings(self, findings: list[FindingRecord]) -> str | None:
+        if not findings:
+            return None
+        text = _ENCODER.encode(findings)
+        interned: str = self._interned.setdefault(text, text)
+        return interned
+
+    def _site_of(self, site: CallSiteRecord) -> tuple[str, int, str]:
+        key = (site["path"], site["line"], site["function"])
+        found: tuple[str, int, str] = self._interned.setdefault(key, key)
+        return found
+
+    def _plans(self, plans: dict[str, Any], *, by_identity: bool) -> tuple[Any, ...]:
+        """``(fingerprint, fact index)`` pairs. The plan checks hand the same facts object for
+        a plan seen before, so the store knows it by identity (and keeps it, so the identity
+        stays its); a worker's decoded facts are known by their JSON."""
+        index, facts_kept = self._fact_index, self._facts
+        pairs = []
+        for fingerprint, facts in plans.items():
+            key: Any = id(facts) if by_identity else _ENCODER.encode(facts)
+            fact_id = index.get(key)
+            if fact_id is None:
+                text = _ENCODER.encode(facts) if by_identity else key
+                fact_id = index.get(text)
+                if fact_id is None:
+                    fact_id = index[text] = len(facts_kept)
+                    facts_kept.append(_DECODER.decode(text))  # a copy: the caller's may change
+                if by_identity:
+                    index[key] = fact_id
+                    self._fact_refs.append(facts)  # keeps id(facts) from naming another object
+            pairs.append((fingerprint, fact_id))
+        return self._intern(tuple(pairs))
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def expand(self, compact: Compact) -> TestRecord:
+        """A record as dicts, from the tuple :meth:`make` or :meth:`append` kept."""
+        (version, nodeid, outcome, count, by_kind, fingerprints, budget, violation) = compact[:8]
+        findings, plans, duration = compact[8:]
         shapes, facts = self._shapes, self._facts
-        compact["fingerprints"] = {
-            fingerprint: {
-                "display_sql": shapes[fingerprint][0],
-                "kind": shapes[fingerprint][1],
-                "count": count,
-                "call_sites": call_sites,
+        return {
+            "version": version,
+            "nodeid": nodeid,
+            "outcome": outcome,
+            "count": count,
+            "by_kind": dict(by_kind),
+            "fingerprints": {
+                fingerprint: {
+                    "display_sql": shapes[fingerprint][0],
+                    "kind": shapes[fingerprint][1],
+                    "count": n,
+                    "call_sites": [
+                        {"path": path, "line": line, "function": function}
+                        for path, line, function in sites
+                    ],
+                }
+                for fingerprint, n, sites in fingerprints
+            },
+            "budget": budget,
+            "violation": violation,
+            "findings": _DECODER.decode(findings) if findings else [],
+            "plans": {fingerprint: facts[fact_id] for fingerprint, fact_id in plans},
+            "duration": duration,
+        }
+
+    def summaries(self) -> Iterator[RecordSummary]:
+        """Each record without its fingerprints: what the terminal summaries need, read cheaply
+        (findings are decoded only for the tests that have any)."""
+        facts = self._facts
+        for compact in self._records:
+            findings, plans = compact[8], compact[9]
+            yield {
+                "nodeid": compact[1],
+                "outcome": compact[2],
+                "count": compact[3],
+                "by_kind": dict(compact[4]),
+                "budget": compact[6],
+                "violation": compact[7],
+                "findings": _DECODER.decode(findings) if findings else [],
+                "plans": {fingerprint: facts[fact_id] for fingerprint, fact_id in plans},
             }
-            for fingerprint, (count, call_sites) in compact["fingerprints"].items()
-        }
-        compact["plans"] = {
-            fingerprint: facts[fact_id] for fingerprint, fact_id in compact["plans"].items()
-        }
-        record: TestRecord = compact
-        return record
 
     def __len__(self) -> int:
-        return len(self._texts)
+        return len(self._records)
 
     @overload
     def __getitem__(self, index: int) -> TestRecord: ...
@@ -220,31 +361,52 @@ class RecordStore(Sequence[TestRecord]):
 
     def __getitem__(self, index: int | slice) -> TestRecord | list[TestRecord]:
         if isinstance(index, slice):
-            return [self._expand(text) for text in self._texts[index]]
-        return self._expand(self._texts[index])
+            return [self.expand(compact) for compact in self._records[index]]
+        return self.expand(self._records[index])
 
     def __iter__(self) -> Iterator[TestRecord]:
-        for text in self._texts:
-            yield self._expand(text)
+        for compact in self._records:
+            yield self.expand(compact)
 
     def __repr__(self) -> str:
-        return f"<RecordStore of {len(self._texts)} records>"
+        return f"<RecordStore of {len(self._records)} records>"
 
 
-def decode_record(text: str) -> TestRecord:
-    """A record from :func:`encode_record`'s text."""
-    return _decode(text)
+def count_of(compact: Compact) -> int:
+    """The statements a kept record counts toward budgets."""
+    count: int = compact[3]
+    return count
 
 
-def _decode(text: str) -> TestRecord:
-    record: TestRecord = _DECODER.decode(text)
-    return record
+def by_kind_of(compact: Compact) -> tuple[tuple[str, int], ...]:
+    """``(kind, count)`` of a kept record, for the kinds with statements."""
+    pairs: tuple[tuple[str, int], ...] = compact[4]
+    return pairs
+
+
+class StoredRecord:
+    """What a call report carries in its ``sqlaperf`` attribute in the process that ran the
+    test: the record, read (as dicts) only when asked for. It leaves an xdist worker as the
+    record's JSON text (the plugin's ``pytest_report_to_serializable``)."""
+
+    __slots__ = ("compact", "store")
+
+    def __init__(self, store: RecordStore, compact: Compact) -> None:
+        self.store = store
+        self.compact = compact
+
+    def record(self) -> TestRecord:
+        return self.store.expand(self.compact)
+
+    def __repr__(self) -> str:
+        return f"<StoredRecord {self.compact[1]!r}>"
 
 
 def record_of(report: Any) -> TestRecord | None:
-    """The record a test's call report carries (decoded), or None: for conftests that read them.
-
-    ``pytest_runtest_logreport(report)`` sees it for each test, in xdist's controller too.
+    """The record a test's call report carries (as dicts), or None: for conftests that read
+    them. ``pytest_runtest_logreport(report)`` sees it for each test, in xdist's controller too.
     """
-    text = getattr(report, RECORD_ATTRIBUTE, None)
-    return _decode(text) if isinstance(text, str) else None
+    value = getattr(report, RECORD_ATTRIBUTE, None)
+    if isinstance(value, StoredRecord):
+        return value.record()
+    return decode_record(value) if isinstance(value, str) else None

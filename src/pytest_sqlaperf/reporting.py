@@ -14,6 +14,7 @@ import pytest
 
 from . import baseline as baselines
 from .baseline import Baseline, BaselineError
+from .records import by_kind_of, count_of
 from .reports import delta, gate, github, jsonreport, terminal
 from .reports.options import OPTIONS, REPORT_HELP, ReportingSettings, resolve
 from .settings import SettingsError
@@ -170,16 +171,15 @@ class Reporting:
             setattr(report, COMPLETE_ATTRIBUTE, item.stash.get(COMPLETE_KEY, False))
             # JUnit XML writes the teardown report's properties, which pytest copies from the
             # item: so the counts go on the item (the total too, unless already there).
-            properties = [("sqlaperf_statements", record["count"])]
-            properties += [(f"sqlaperf_{k}", n) for k, n in sorted(record["by_kind"].items())]
+            properties = [("sqlaperf_statements", count_of(record))]
+            properties += [(f"sqlaperf_{k}", n) for k, n in sorted(by_kind_of(record))]
             for name, value in properties:
                 if (name, value) not in item.user_properties:
                     item.user_properties.append((name, value))
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        record = self.core.record_in(report)
-        if record is not None:
+        if self.core.stored(report):
             if getattr(report, COMPLETE_ATTRIBUTE, False):
                 # the core's logreport (tryfirst) has just stored it: the last of its records
                 self._complete.add(len(self.core.records) - 1)
@@ -219,6 +219,8 @@ class Reporting:
             return
         self._finished = True
         settings = self.settings
+        if self.compare_with is None and settings.baseline is None:
+            return
         records = baselines.select_records(
             record for index, record in enumerate(self.core.records) if index in self._complete
         )
@@ -317,7 +319,8 @@ class Reporting:
         if self.is_worker or self.config.option.collectonly:
             return
         if self.outcome is not None or self.written:
-            if not sum(r["count"] for r in self.core.records) and self._server_info() is None:
+            counted = sum(summary["count"] for summary in self.core.records.summaries())
+            if not counted and self._server_info() is None:
                 terminalreporter.write_sep("=", "sqlaperf")  # the core printed no section
             if self.outcome is not None:
                 terminal.baseline_summary(

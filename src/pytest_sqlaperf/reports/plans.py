@@ -11,7 +11,7 @@ from ..checks.plans import KINDS
 
 if TYPE_CHECKING:
     from ..checks.findings import Finding
-    from ..records import CallSiteRecord, FindingRecord, TestRecord
+    from ..records import CallSiteRecord, FindingRecord, RecordSummary
     from .terminal import Writer
 
 MAX_LISTED = 20
@@ -39,7 +39,7 @@ def _site(site: CallSiteRecord | None) -> str:
     return "" if site is None else f"{site['path']}:{site['line']} in {site['function']}"
 
 
-def _explain_counts(records: Sequence[TestRecord]) -> tuple[int, Counter[str]]:
+def _explain_counts(records: Sequence[RecordSummary]) -> tuple[int, Counter[str]]:
     planned: set[str] = set()
     skipped: dict[str, str] = {}
     for record in records:
@@ -54,7 +54,7 @@ def _explain_counts(records: Sequence[TestRecord]) -> tuple[int, Counter[str]]:
 
 def summary(
     writer: Writer,
-    records: Sequence[TestRecord],
+    records: Sequence[RecordSummary],
     *,
     mode: str,
     catalog_findings: Sequence[FindingRecord],
@@ -96,7 +96,7 @@ def summary(
         writer.write_line(f"note: {note}")
 
 
-def _plan_findings(writer: Writer, records: Sequence[TestRecord], mode: str) -> None:
+def _plan_findings(writer: Writer, records: Sequence[RecordSummary], mode: str) -> None:
     grouped: dict[tuple[str, str, str], list[tuple[str, FindingRecord]]] = {}
     for record in records:
         for finding in record["findings"]:

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Protocol
 from .jsonreport import plural
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable
 
     from ..postgres.server import ServerInfo
-    from ..records import TestRecord
+    from ..records import RecordSummary
     from ..settings import Settings
     from .delta import Comparison
     from .jsonreport import BaselineUse
@@ -33,9 +33,8 @@ def header(settings: Settings) -> str:
     return f"sqlaperf: backend {where}"
 
 
-def summary(writer: Writer, records: Sequence[TestRecord], server: ServerInfo | None) -> None:
+def summary(writer: Writer, records: Iterable[RecordSummary], server: ServerInfo | None) -> None:
     """The ``sqlaperf`` section: server, totals, the heaviest tests and budget violations."""
-    # one pass: the run's records are decoded each time they are read (see RecordStore)
     total = measured = budgeted = tests = 0
     by_kind: dict[str, int] = {}
     ran: list[tuple[int, str, str | None]] = []  # (count, nodeid, budget) of tests that ran any
