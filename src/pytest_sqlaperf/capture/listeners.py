@@ -26,7 +26,6 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import Dialect, ExecuteStyle
 from sqlalchemy.orm import Mapper
-from sqlalchemy.orm.base import instance_state
 
 from . import ormloads
 from .callsite import CallSiteFinder
@@ -71,7 +70,7 @@ class Recorder:
             return
         if not Recorder._installed_stack:
             _listen()
-        event.listen(Mapper, "load", self._on_load)
+        event.listen(Mapper, "load", self._on_load, raw=True)
         Recorder._installed_stack.append(self)
         self._installed = True
 
@@ -111,11 +110,12 @@ class Recorder:
     def _recording(self) -> bool:
         return bool(self._active) and Recorder._installed_stack[-1] is self
 
-    def _on_load(self, target: object, context: object) -> None:
-        if self._recording():
+    def _on_load(self, state: object, context: object) -> None:
+        # once per object the ORM loads: raw=True hands the InstanceState without a wrapper
+        if self._active and Recorder._installed_stack[-1] is self:
             statement = getattr(self._thread, "statement", None)
             if statement is not None:
-                self._loaded_by[id(instance_state(target))] = statement
+                self._loaded_by[id(state)] = statement
 
     def _record(
         self, statement: str, parameters: Any, context: Any, executemany: bool

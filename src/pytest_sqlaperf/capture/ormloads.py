@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .querylog import Statement
 
 
-@dataclass(frozen=True, slots=True)
 class OrmLoad:
     """Why the ORM ran a SELECT, as ``do_orm_execute`` tells it.
 
@@ -17,15 +15,33 @@ class OrmLoad:
     selectinload/subqueryload batch) or ``column`` (a deferred column or expired attributes being
     loaded for one object). ``parent`` is the statement that loaded the object, when it ran in the
     same test.
+
+    A plain class with ``__slots__``, not a frozen dataclass: one is made for each ORM load the
+    tests run, and a frozen dataclass sets each field through ``object.__setattr__``.
     """
 
-    kind: str
-    target: str
-    entity: str
-    attribute: str | None = None
-    collection: bool = False
-    configured_lazy: str | None = None
-    parent: Statement | None = None
+    __slots__ = ("attribute", "collection", "configured_lazy", "entity", "kind", "parent", "target")
+
+    def __init__(
+        self,
+        kind: str,
+        target: str,
+        entity: str,
+        attribute: str | None = None,
+        collection: bool = False,
+        configured_lazy: str | None = None,
+        parent: Statement | None = None,
+    ) -> None:
+        self.kind = kind
+        self.target = target
+        self.entity = entity
+        self.attribute = attribute
+        self.collection = collection
+        self.configured_lazy = configured_lazy
+        self.parent = parent
+
+    def __repr__(self) -> str:
+        return f"OrmLoad(kind={self.kind!r}, target={self.target!r})"
 
 
 def _class_name(value: Any) -> str | None:
