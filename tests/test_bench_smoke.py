@@ -72,7 +72,7 @@ def test_quick_benchmark_writes_json_and_markdown(tmp_path: Path) -> None:
     capture = results["capture_overhead"]["summary"]
     assert capture["sync"]["statements"] == capture["async"]["statements"] > 0
     for driver in ("sync", "async"):
-        assert set(capture[driver]) >= {"without", "default", "explain_only", "capture_only"}
+        assert set(capture[driver]) >= {"without", "default", "n_plus_one", "capture_only"}
         # The plugin records the call phases: fewer statements than the suite's listener sees.
         for variant, counted in capture[driver]["plugin_statements"].items():
             assert 0 < counted <= capture[driver]["statements"], (driver, variant)
@@ -135,7 +135,7 @@ def test_quick_benchmark_writes_json_and_markdown(tmp_path: Path) -> None:
     assert len(table_rows) >= 40
     assert "| pytest-sqlaperf | cold | 3 |" in markdown
     assert "| pytest-sqlaperf | warm | 3 |" in markdown
-    assert "| sync | explain_only |" in markdown
+    assert "| sync | n_plus_one |" in markdown
     assert "not measured in this run: --no-competitors" in markdown
     assert "not measured in this run: --no-pytest-postgresql" in markdown
     assert "testcontainers" in markdown

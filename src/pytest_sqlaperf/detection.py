@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections import Counter
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,7 @@ from .checks.findings import Finding
 from .checks.scaling import Sample, compare_samples
 
 if TYPE_CHECKING:
-    from .plugin import SqlaperfPlugin
+    from .plugin import SqlaperfPlugin, TestState
 
 MODES = ("fail", "warn", "off")
 TEST_CODE = ("conftest.py", "factories.py", "*/tests/*", "*/factories/*")
@@ -42,8 +42,6 @@ OPTIONS = (
     ),
 )
 
-MODE_KEY = pytest.StashKey[str]()
-OPTIONS_KEY = pytest.StashKey[nplusone.Options]()
 GROUP_KEY = pytest.StashKey[tuple[Any, ...]]()
 
 
@@ -79,6 +77,9 @@ def test_code_matcher(config: pytest.Config) -> Callable[[str], bool]:
     return is_test_code
 
 
+_OPTION_MARKERS = frozenset({"allow_n_plus_one", "no_n_plus_one", "strict_loading"})
+
+
 class Detection:
     """The N+1 check of one run, registered as a pytest plugin by ``plugin.py``."""
 
@@ -99,6 +100,8 @@ class Detection:
         self._samples: dict[tuple[Any, ...], list[Sample]] = {}
         self.uncompared: list[str] = []
         """constant_queries tests whose instances did not all run in this process."""
+        self._default: tuple[str, nplusone.Options] | None = None
+        """The options of a test with none of the N+1 markers (most tests: made once)."""
 
     def close(self) -> None:
         """Nothing to release; the records carry the findings."""
@@ -106,6 +109,13 @@ class Detection:
     # -- per test -------------------------------------------------------------------------------
 
     def _options(self, item: pytest.Item) -> tuple[str, nplusone.Options]:
+        if not markers.names(item) & _OPTION_MARKERS:
+            if self._default is None:
+                self._default = self._options_from_markers(item)
+            return self._default
+        return self._options_from_markers(item)
+
+    def _options_from_markers(self, item: pytest.Item) -> tuple[str, nplusone.Options]:
         mode = self.settings.n_plus_one
         threshold = self.settings.n_plus_one_threshold
         # an ignore entry is a target, a statement prefix or a call-site glob: try it as each
@@ -133,11 +143,11 @@ class Detection:
         )
         return mode, options
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        mode, options = self._options(item)
-        item.stash[MODE_KEY] = mode
-        item.stash[OPTIONS_KEY] = options
+    def setup(self, item: pytest.Item, state: TestState) -> None:
+        """At the test's set-up (called by the plugin's hook): its options, its markers checked."""
+        state.n_plus_one = self._options(item)
+        if "constant_queries" not in markers.names(item):
+            return
         mark = item.get_closest_marker("constant_queries")
         if mark is not None:
             argname, _ = markers.parse(mark, item.nodeid)
@@ -150,26 +160,22 @@ class Detection:
                     pytrace=False,
                 )
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
-        try:
-            result = yield
-        except BaseException:
-            self._detect(item)  # recorded for reports; the test failed already
-            raise
-        findings = self._detect(item)
-        if findings and item.stash.get(MODE_KEY, "off") == "fail":
-            pytest.fail(describe(findings), pytrace=False)
-        self._check_constant(item)
-        return result
+    def after_call(self, item: pytest.Item, state: TestState, *, may_fail: bool) -> str | None:
+        """After the test's call phase (called by the plugin's hook): its findings recorded; the
+        failure message when it fails the test. ``may_fail`` is False when the test failed
+        already: its findings are only recorded."""
+        findings = self._detect(state)
+        if not may_fail:
+            return None
+        if findings and state.n_plus_one is not None and state.n_plus_one[0] == "fail":
+            return describe(findings)
+        return self._check_constant(item, state)
 
-    def _detect(self, item: pytest.Item) -> list[Finding]:
-        mode = item.stash.get(MODE_KEY, "off")
-        if mode == "off":
+    def _detect(self, state: TestState) -> list[Finding]:
+        if state.n_plus_one is None or state.n_plus_one[0] == "off" or not state.log.statements:
             return []
-        log = self.core.log_of(item)
-        findings = nplusone.check(log.checked(), item.stash[OPTIONS_KEY])
-        self.core.findings_of(item).extend(findings)
+        findings = nplusone.check(state.log.checked(), state.n_plus_one[1])
+        state.findings.extend(findings)
         return findings
 
     # -- constant_queries -----------------------------------------------------------------------
@@ -193,15 +199,16 @@ class Detection:
                 # with --dist loadgroup, xdist keeps the instances on one worker to compare
                 item.add_marker(pytest.mark.xdist_group(f"sqlaperf-constant-{len(self._groups)}"))
 
-    def _check_constant(self, item: pytest.Item) -> None:
+    def _check_constant(self, item: pytest.Item, state: TestState) -> str | None:
+        """The failure message of a ``constant_queries`` group, at its last instance."""
         key = item.stash.get(GROUP_KEY, None)
         if key is None:
-            return
+            return None
         mark = item.get_closest_marker("constant_queries")
         if mark is None:
-            return
+            return None
         argname, slope = markers.parse(mark, item.nodeid)
-        log = self.core.log_of(item)
+        log = state.log
         samples = self._samples.setdefault(key, [])
         samples.append(
             Sample(
@@ -211,20 +218,18 @@ class Detection:
             )
         )
         group = self._groups.get(key, [])
-        if group and item is group[-1]:
-            if len(group) < 2:
-                pytest.fail(
-                    f"{item.nodeid}: constant_queries({argname!r}) compares the instances of a "
-                    f"test over {argname!r}; give it two values or more",
-                    pytrace=False,
-                )
-            if len(samples) < len(group):
-                # pytest-xdist ran some instances on other workers (or they were deselected)
-                self.uncompared.append(item.nodeid)
-                return
-            problem = compare_samples(argname, samples, slope=slope)
-            if problem is not None:
-                pytest.fail(problem, pytrace=False)
+        if not group or item is not group[-1]:
+            return None
+        if len(group) < 2:
+            return (
+                f"{item.nodeid}: constant_queries({argname!r}) compares the instances of a "
+                f"test over {argname!r}; give it two values or more"
+            )
+        if len(samples) < len(group):
+            # pytest-xdist ran some instances on other workers (or they were deselected)
+            self.uncompared.append(item.nodeid)
+            return None
+        return compare_samples(argname, samples, slope=slope)
 
     # -- terminal -------------------------------------------------------------------------------
 

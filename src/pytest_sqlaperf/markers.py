@@ -10,6 +10,19 @@ import pytest
 
 from .checks.budget import Budget
 
+NAMES_KEY = pytest.StashKey[frozenset[str]]()
+"""A test's marker names, from its set-up to its teardown (see :func:`names`)."""
+
+
+def names(item: pytest.Item) -> frozenset[str]:
+    """The names of the markers on a test and the nodes above it, read once per test: the
+    plugin's set-up looks for six markers, and each ``get_closest_marker`` walks the chain."""
+    found = item.stash.get(NAMES_KEY, None)
+    if found is None:
+        found = frozenset(mark.name for node in item.listchain() for mark in node.own_markers)
+        item.stash[NAMES_KEY] = found
+    return found
+
 
 class MarkerError(ValueError):
     """A marker was given arguments it cannot take; the message names the argument."""

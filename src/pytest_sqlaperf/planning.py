@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Generator, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .checks.findings import Finding
     from .checks.plans import PlanProblem
     from .explain import Explained
-    from .plugin import SqlaperfPlugin
+    from .plugin import SqlaperfPlugin, TestState
     from .records import FindingRecord
 
 MODES = ("warn", "fail", "off")
@@ -54,7 +54,6 @@ OPTIONS: tuple[Option, ...] = (
 IGNORE_INI = "sqlaperf_seq_scan_ignore"
 WORKER_OUTPUT_KEY = "sqlaperf_plans"
 """workeroutput key: a worker's catalog findings and index use, for the controller."""
-MARK_KEY = pytest.StashKey["frozenset[str] | None"]()
 
 
 @dataclass(frozen=True)
@@ -138,16 +137,18 @@ def _parse_marker(mark: pytest.Mark, nodeid: str) -> frozenset[str]:
     return tables
 
 
-@dataclass
 class _TestPlans:
     """What EXPLAIN found during one test's call phase."""
 
-    ignore: frozenset[str]
-    plans: dict[str, Any]
-    seen: dict[tuple[str, int], Explained] = field(default_factory=dict)
-    """Outcomes already taken into account (held, so that their ids stay theirs)."""
-    found: list[tuple[Statement, PlanProblem]] = field(default_factory=list)
-    keys: set[tuple[str, str, str, tuple[str, ...]]] = field(default_factory=set)
+    __slots__ = ("found", "ignore", "keys", "plans", "seen")
+
+    def __init__(self, ignore: frozenset[str], plans: dict[str, Any]) -> None:
+        self.ignore = ignore
+        self.plans = plans
+        self.seen: dict[tuple[str, int], Explained] = {}
+        """Outcomes already taken into account (held, so that their ids stay theirs)."""
+        self.found: list[tuple[Statement, PlanProblem]] = []
+        self.keys: set[tuple[str, str, str, tuple[str, ...]]] = set()
 
 
 @functools.lru_cache(maxsize=64)
@@ -254,31 +255,32 @@ class PlanChecks:
 
     # -- per test --------------------------------------------------------------------------------
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        mark = item.get_closest_marker(NO_SEQ_SCAN.name)
-        item.stash[MARK_KEY] = None if mark is None else _parse_marker(mark, item.nodeid)
+    def setup(self, item: pytest.Item, state: TestState) -> None:
+        """At the test's set-up (called by the plugin's hook): its marker checked."""
+        if NO_SEQ_SCAN.name in markers.names(item):
+            mark = item.get_closest_marker(NO_SEQ_SCAN.name)
+            state.seq_scan = None if mark is None else _parse_marker(mark, item.nodeid)
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
-        if self.runner is None:
-            return (yield)
-        marked = item.stash.get(MARK_KEY, None)
-        state = _TestPlans(
-            ignore=self.settings.seq_scan_ignore | (marked or frozenset()),
-            plans=self.core.plans_of(item),
-        )
-        self._current = state
-        try:
-            result = yield
-        finally:
-            self._current = None
-            findings = [self._finding(statement, problem) for statement, problem in state.found]
-            self.core.findings_of(item).extend(findings)
-        if findings and (marked is not None or self.settings.explain == "fail"):
-            why = "@pytest.mark.no_seq_scan" if marked is not None else "--sqlaperf-explain=fail"
-            pytest.fail(plans_report.failure(findings, why), pytrace=False)
-        return result
+    def begin(self, state: TestState) -> None:
+        """Before the test's call phase: EXPLAIN its statements from now on."""
+        if self.runner is not None:
+            self._current = _TestPlans(
+                self.settings.seq_scan_ignore | (state.seq_scan or frozenset()), state.plans
+            )
+
+    def after_call(self, state: TestState, *, may_fail: bool) -> str | None:
+        """After the test's call phase (called by the plugin's hook): its plan findings
+        recorded; the failure message when they fail the test."""
+        current, self._current = self._current, None
+        if current is None:
+            return None
+        findings = [self._finding(statement, problem) for statement, problem in current.found]
+        state.findings.extend(findings)
+        marked = state.seq_scan is not None
+        if may_fail and findings and (marked or self.settings.explain == "fail"):
+            why = "@pytest.mark.no_seq_scan" if marked else "--sqlaperf-explain=fail"
+            return plans_report.failure(findings, why)
+        return None
 
     def _finding(self, statement: Statement, problem: PlanProblem) -> Finding:
         from .checks.findings import Finding

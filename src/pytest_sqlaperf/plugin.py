@@ -29,7 +29,7 @@ from .fixtures import (  # noqa: F401  # pytest finds fixtures in the plugin mod
     sqlaperf_session,
     sqlaperf_url,
 )
-from .records import RECORD_ATTRIBUTE, Compact, RecordStore, StoredRecord, count_of, encode_record
+from .records import RECORD_ATTRIBUTE, Compact, RecordStore, StoredRecord, encode_record
 from .reports import terminal
 
 if TYPE_CHECKING:
@@ -39,21 +39,44 @@ if TYPE_CHECKING:
     from .provision import Provisioner, WorkerDatabase
 
 PLUGIN_KEY = pytest.StashKey["SqlaperfPlugin"]()
-LOG_KEY = pytest.StashKey[QueryLog]()
-FINDINGS_KEY = pytest.StashKey[list[Finding]]()
-PLANS_KEY = pytest.StashKey[dict[str, Any]]()
-BUDGET_KEY = pytest.StashKey[Budget | None]()
-VIOLATION_KEY = pytest.StashKey[str | None]()
-RECORD_KEY = pytest.StashKey[Compact]()
-"""The test's record from its call report until teardown (see RecordStore)."""
-_PER_TEST_KEYS: tuple[pytest.StashKey[Any], ...] = (
-    LOG_KEY,
-    FINDINGS_KEY,
-    PLANS_KEY,
-    BUDGET_KEY,
-    VIOLATION_KEY,
-    RECORD_KEY,
-)
+STATE_KEY = pytest.StashKey["TestState"]()
+_PER_TEST_KEYS: tuple[pytest.StashKey[Any], ...] = (STATE_KEY, markers.NAMES_KEY)
+
+
+class TestState:
+    """One test's state, from its set-up to its teardown (one stash entry: the per-test hooks
+    read it several times each, and run for every test)."""
+
+    __test__ = False  # not a test class, whatever pytest's python_classes say
+
+    __slots__ = (
+        "budget",
+        "complete",
+        "findings",
+        "log",
+        "n_plus_one",
+        "plans",
+        "record",
+        "seq_scan",
+        "violation",
+    )
+
+    def __init__(self, log: QueryLog) -> None:
+        self.log = log
+        self.budget: Budget | None = None
+        self.violation: str | None = None
+        self.findings: list[Finding] = []
+        """The test's findings so far; checks append to it, the record carries it."""
+        self.plans: dict[str, Any] = {}
+        """Plan facts per fingerprint for the test's record (filled by the plan checks)."""
+        self.complete = False
+        """Whether the test's body returned (all its statements ran), failed after or not."""
+        self.record: Compact | None = None
+        """The test's record as the store keeps it, from its call report on."""
+        self.n_plus_one: tuple[str, Any] | None = None
+        """(mode, options) of the N+1 check for this test (set by the detection at set-up)."""
+        self.seq_scan: frozenset[str] | None = None
+        """The tables of the test's @no_seq_scan marker, when it has one."""
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -90,11 +113,10 @@ def pytest_configure(config: pytest.Config) -> None:
     plugin = SqlaperfPlugin(config, resolved)
     config.stash[PLUGIN_KEY] = plugin
     config.pluginmanager.register(plugin, "sqlaperf-session")
-    plugin.extensions = [
-        detection.Detection(config, plugin),
-        planning.PlanChecks(config, plugin),
-        reporting.Reporting(config, plugin),
-    ]
+    plugin.detection = detection.Detection(config, plugin)
+    plugin.plan_checks = planning.PlanChecks(config, plugin)
+    plugin.reporting = reporting.Reporting(config, plugin)
+    plugin.extensions = [plugin.detection, plugin.plan_checks, plugin.reporting]
     for extension in plugin.extensions:
         config.pluginmanager.register(extension, f"sqlaperf-{type(extension).__name__.lower()}")
 
@@ -195,6 +217,10 @@ class SqlaperfPlugin:
             self._worker_id = "main"
         self._previous_sigterm = _stop_cleanly_on_sigterm()
         self.extensions: list[detection.Detection | planning.PlanChecks | reporting.Reporting] = []
+        # the checks, made and registered by pytest_configure right after this
+        self.detection: detection.Detection
+        self.plan_checks: planning.PlanChecks
+        self.reporting: reporting.Reporting
         self.current_item: pytest.Item | None = None
         """The test whose call phase is running (checks that run per statement need it)."""
 
@@ -266,80 +292,90 @@ class SqlaperfPlugin:
 
     # -- per test -------------------------------------------------------------------------------
 
-    def log_of(self, item: pytest.Item) -> QueryLog:
-        """The test's QueryLog (made at set-up; it records during the call phase only)."""
-        log = item.stash.get(LOG_KEY, None)
-        if log is None:
+    def state_of(self, item: pytest.Item) -> TestState:
+        """The test's state (made at set-up, dropped at teardown)."""
+        state = item.stash.get(STATE_KEY, None)
+        if state is None:
             log = QueryLog(
                 item.nodeid, count_transaction_control=self.settings.count_transaction_control
             )
-            item.stash[LOG_KEY] = log
-        return log
+            state = item.stash[STATE_KEY] = TestState(log)
+        return state
 
-    def findings_of(self, item: pytest.Item) -> list[Finding]:
-        """The test's findings so far; checks append to it, the record carries it."""
-        findings = item.stash.get(FINDINGS_KEY, None)
-        if findings is None:
-            findings = item.stash[FINDINGS_KEY] = []
-        return findings
+    def log_of(self, item: pytest.Item) -> QueryLog:
+        """The test's QueryLog (made at set-up; it records during the call phase only)."""
+        return self.state_of(item).log
 
-    def plans_of(self, item: pytest.Item) -> dict[str, Any]:
-        """Plan facts per fingerprint for the test's record (filled by the plan checks)."""
-        plans = item.stash.get(PLANS_KEY, None)
-        if plans is None:
-            plans = item.stash[PLANS_KEY] = {}
-        return plans
-
-    def record_of(self, item: pytest.Item) -> Compact | None:
-        """The test's record as the store keeps it, from its call report until its teardown."""
-        return item.stash.get(RECORD_KEY, None)
+    # The per-test hooks of the plugin and its checks are these four: one call each per test,
+    # the checks' parts called from here, rather than a hook (or wrapper) per check.
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        mark = item.get_closest_marker("max_queries")
-        item.stash[BUDGET_KEY] = None if mark is None else markers.parse(mark, item.nodeid)
-        self.log_of(item)
+        state = self.state_of(item)
+        if "max_queries" in markers.names(item):
+            mark = item.get_closest_marker("max_queries")
+            state.budget = None if mark is None else markers.parse(mark, item.nodeid)
+        self.detection.setup(item, state)
+        self.plan_checks.setup(item, state)
 
-    @pytest.hookimpl(wrapper=True)
+    @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
-        log = self.log_of(item)
+        # trylast: the innermost wrapper, so "complete" means the test's body returned
+        state = self.state_of(item)
+        self.plan_checks.begin(state)
         self.current_item = item
         try:
-            with self.recorder.recording(log):
+            with self.recorder.recording(state.log):
                 result = yield
-        finally:
+        except BaseException:
             self.current_item = None
-        limit = item.stash.get(BUDGET_KEY, None)
-        if limit is not None:
-            finding = budget_check.check(log, limit, show_parameters=self.show_parameters)
-            if finding is not None:
-                item.stash[VIOLATION_KEY] = finding.message
-                pytest.fail("\n".join((finding.message, *finding.evidence)), pytrace=False)
+            self._checks(item, state, may_fail=False)  # recorded for reports; it failed already
+            raise
+        self.current_item = None
+        state.complete = True
+        failure = self._checks(item, state, may_fail=True)
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)
         return result
+
+    def _checks(self, item: pytest.Item, state: TestState, *, may_fail: bool) -> str | None:
+        """Run the checks on a test's call phase: its findings go to its record, and the first
+        check that fails the test (budget, then N+1, then plans) gives the failure message."""
+        failure = None
+        if may_fail and state.budget is not None:
+            finding = budget_check.check(
+                state.log, state.budget, show_parameters=self.show_parameters
+            )
+            if finding is not None:
+                state.violation = finding.message
+                failure = "\n".join((finding.message, *finding.evidence))
+        failure = (
+            self.detection.after_call(item, state, may_fail=failure is None and may_fail) or failure
+        )
+        return self.plan_checks.after_call(state, may_fail=failure is None and may_fail) or failure
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        if call.when == "call":
-            log = item.stash.get(LOG_KEY, None)
-            if log is not None:
-                budget = item.stash.get(BUDGET_KEY, None)
-                compact = self.records.make(
-                    item.nodeid,
-                    log,
-                    rootdir=str(self.config.rootpath),
-                    outcome=_outcome(report),
-                    budget=None if budget is None else budget.describe(),
-                    violation=item.stash.get(VIOLATION_KEY, None),
-                    findings=item.stash.get(FINDINGS_KEY, None),
-                    plans=item.stash.get(PLANS_KEY, None),
-                )
-                item.stash[RECORD_KEY] = compact
-                setattr(report, RECORD_ATTRIBUTE, StoredRecord(self.records, compact))
-                # JUnit XML reads the properties from the item (via the teardown report)
-                item.user_properties.append(("sqlaperf_statements", count_of(compact)))
+        if call.when != "call":
+            return report
+        state = item.stash.get(STATE_KEY, None)
+        if state is not None:
+            budget = state.budget
+            compact = state.record = self.records.make(
+                item.nodeid,
+                state.log,
+                rootdir=str(self.config.rootpath),
+                outcome=_outcome(report),
+                budget=None if budget is None else budget.describe(),
+                violation=state.violation,
+                findings=state.findings,
+                plans=state.plans,
+            )
+            setattr(report, RECORD_ATTRIBUTE, StoredRecord(self.records, compact))
+            self.reporting.made(item, report, compact, complete=state.complete)
         return report
 
     @pytest.hookimpl(wrapper=True)
@@ -348,9 +384,9 @@ class SqlaperfPlugin:
             return (yield)
         finally:
             # items live for the whole run: what the test's record summarises goes now
-            log = item.stash.get(LOG_KEY, None)
-            if log is not None:
-                log.clear()
+            state = item.stash.get(STATE_KEY, None)
+            if state is not None:
+                state.log.clear()
             for key in _PER_TEST_KEYS:
                 if key in item.stash:
                     del item.stash[key]
@@ -389,10 +425,7 @@ class SqlaperfPlugin:
         else:
             return
         self._logged_report = report
-
-    def stored(self, report: pytest.TestReport) -> bool:
-        """Whether the store has just taken this report's record (the last of its records)."""
-        return report is self._logged_report
+        self.reporting.stored(report, len(self.records) - 1)
 
     # -- terminal -------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import pytest
 
 from . import baseline as baselines
 from .baseline import Baseline, BaselineError
-from .records import by_kind_of, count_of
+from .records import Compact, by_kind_of, count_of
 from .reports import delta, gate, github, jsonreport, terminal
 from .reports.options import OPTIONS, REPORT_HELP, ReportingSettings, resolve
 from .settings import SettingsError
@@ -22,7 +22,6 @@ from .settings import SettingsError
 if TYPE_CHECKING:
     from .plugin import SqlaperfPlugin
 
-COMPLETE_KEY = pytest.StashKey[bool]()
 COMPLETE_ATTRIBUTE = "sqlaperf_complete"
 """TestReport attribute: whether the test's body returned, so its counts are whole."""
 METAVARS = {"baseline": "PATH", "baseline_mode": "MODE", "compare": "REPORT"}
@@ -152,39 +151,28 @@ class Reporting:
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         self.seen.update(getattr(node, "workeroutput", {}).get(SEEN_KEY, ()))
 
-    @pytest.hookimpl(wrapper=True, trylast=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
-        # Innermost wrapper: the body returned when the yield does. A test failed afterwards by
-        # its budget or the N+1 check still ran every statement, so its counts are whole.
-        item.stash[COMPLETE_KEY] = False
-        result = yield
-        item.stash[COMPLETE_KEY] = True
-        return result
+    def made(
+        self, item: pytest.Item, report: pytest.TestReport, record: Compact, *, complete: bool
+    ) -> None:
+        """A call report got its record (called by the plugin's makereport hook)."""
+        # A test failed after its body returned, by its budget or the N+1 check, still ran every
+        # statement: its counts are whole ("complete").
+        setattr(report, COMPLETE_ATTRIBUTE, complete)
+        # JUnit XML writes the teardown report's properties, which pytest copies from the
+        # item: so the counts go on the item (the total too, unless already there).
+        properties = [("sqlaperf_statements", count_of(record))]
+        properties += [(f"sqlaperf_{k}", n) for k, n in sorted(by_kind_of(record))]
+        for name, value in properties:
+            if (name, value) not in item.user_properties:
+                item.user_properties.append((name, value))
 
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
-        record = self.core.record_of(item)
-        if record is not None and call.when == "call":
-            setattr(report, COMPLETE_ATTRIBUTE, item.stash.get(COMPLETE_KEY, False))
-            # JUnit XML writes the teardown report's properties, which pytest copies from the
-            # item: so the counts go on the item (the total too, unless already there).
-            properties = [("sqlaperf_statements", count_of(record))]
-            properties += [(f"sqlaperf_{k}", n) for k, n in sorted(by_kind_of(record))]
-            for name, value in properties:
-                if (name, value) not in item.user_properties:
-                    item.user_properties.append((name, value))
-        return report
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if self.core.stored(report):
-            if getattr(report, COMPLETE_ATTRIBUTE, False):
-                # the core's logreport (tryfirst) has just stored it: the last of its records
-                self._complete.add(len(self.core.records) - 1)
-            else:
-                self.incomplete.add(report.nodeid)
+    def stored(self, report: pytest.TestReport, index: int) -> None:
+        """The run's store took a call report's record, at ``index`` (called by the plugin's
+        logreport hook, for the reports of this process and of xdist's workers)."""
+        if getattr(report, COMPLETE_ATTRIBUTE, False):
+            self._complete.add(index)
+        else:
+            self.incomplete.add(report.nodeid)
 
     # -- the end of the run -----------------------------------------------------------------------
 

@@ -295,6 +295,8 @@ def _allowed(finding: Finding, options: Options) -> bool:
 
 def check(statements: Sequence[Statement], options: Options) -> list[Finding]:
     """The N+1 findings among a test's counted statements (call phase only), most costly first."""
+    if not statements:
+        return []
     orm_loads = [s for s in statements if s.orm_load is not None and s.orm_load.kind != "eager"]
     plain = [s for s in statements if s.orm_load is None]
     findings = _lazy_findings(orm_loads, options) + _statement_findings(plain, statements, options)
