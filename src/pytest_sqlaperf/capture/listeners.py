@@ -35,6 +35,9 @@ from .querylog import QueryLog, Statement
 AfterStatement = Callable[[Statement, Connection, Any, Any], None]
 """``(statement, connection, dbapi_cursor, execution_context)`` after a recorded statement ran."""
 
+_INSERTMANYVALUES = ExecuteStyle.INSERTMANYVALUES
+"""Read once: an enum member read through its class costs ten times a module global."""
+
 _EVENTS = ("do_execute", "do_executemany", "do_execute_no_params")
 
 
@@ -131,7 +134,7 @@ class Recorder:
         )
         if executemany:
             rows = len(parameters)
-        elif context.execute_style is ExecuteStyle.INSERTMANYVALUES:
+        elif context.execute_style is _INSERTMANYVALUES:
             rows = _insertmanyvalues_rows(context, parameters)
         else:
             rows = 1
@@ -142,8 +145,8 @@ class Recorder:
             shape.kind,
             parameters,
             rows,
-            # frames: this one, _run, the listener, then SQLAlchemy's
-            self._callsites.find(sys._getframe(3)),
+            # frames: this one, the listener, then SQLAlchemy's (the walk skips ours anyway)
+            self._callsites.find(sys._getframe(2)),
             orm_load,
         )
         self._thread.statement = record
@@ -151,64 +154,69 @@ class Recorder:
             log.statements.append(record)
         return record
 
-    def _ran(self, record: Statement, cursor: Any, context: Any) -> None:
+
+_NO_PARAMETERS: Any = object()
+
+
+def _listener(name: str) -> Callable[..., bool]:
+    """The listener of one of the dialect's execute events: it records the statement, runs it
+    as SQLAlchemy would have without us (through the listeners of the event registered after
+    ours, the first to return True having run it, else the dialect), then times it, reads its
+    row count and hands it to the EXPLAIN step. True tells SQLAlchemy it ran.
+
+    One function per event, with what differs between them (the event's name, whether it
+    has parameters, whether they are many) bound in: the listener runs for every statement.
+    """
+    executemany = name == "do_executemany"
+    listener: Callable[..., bool]
+
+    def run(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+        stack = Recorder._installed_stack
+        recorder = stack[-1] if stack else None
+        if context is None:  # SQLAlchemy always passes one; nothing to run the statement with
+            raise RuntimeError(f"pytest-sqlaperf: {name} called without an execution context")
+        arguments = (
+            (cursor, statement, context)
+            if parameters is _NO_PARAMETERS
+            else (cursor, statement, parameters, context)
+        )
+        if (
+            recorder is None
+            or not recorder._active
+            # not the dialect's own first-connect queries (server version, schema, settings):
+            # they run on a connection SQLAlchemy makes without autobegin and engine events
+            or not context.root_connection._allow_autobegin
+        ):
+            _execute(name, listener, context.dialect, arguments)
+            return True
+        record = recorder._record(
+            statement, None if parameters is _NO_PARAMETERS else parameters, context, executemany
+        )
+        started = perf_counter()
+        _execute(name, listener, context.dialect, arguments)
+        record.duration = perf_counter() - started
         rowcount = getattr(cursor, "rowcount", -1)
         record.rowcount = rowcount if type(rowcount) is int and rowcount >= 0 else None
-        if self.after_statement is not None:
-            self.after_statement(record, context.root_connection, cursor, context)
+        after = recorder.after_statement
+        if after is not None:
+            after(record, context.root_connection, cursor, context)
+        return True
 
+    if name == "do_execute_no_params":
 
-def _run(
-    name: str,
-    listener: Callable[..., bool],
-    cursor: Any,
-    statement: str,
-    parameters: Any,
-    context: Any,
-) -> bool:
-    """Record and run one statement; True (SQLAlchemy's "handled") once it ran."""
-    recorder = Recorder._installed_stack[-1] if Recorder._installed_stack else None
-    record = None
-    if (
-        recorder is not None
-        and recorder._active
-        and context is not None
-        # not the dialect's own first-connect queries (server version, schema, settings): they
-        # run on a connection SQLAlchemy makes without autobegin and without engine events
-        and context.root_connection._allow_autobegin
-    ):
-        record = recorder._record(
-            statement,
-            None if parameters is _NO_PARAMETERS else parameters,
-            context,
-            name == "do_executemany",
-        )
-    started = perf_counter()
-    _execute(name, listener, cursor, statement, parameters, context)
-    if record is not None:
-        record.duration = perf_counter() - started
-        recorder._ran(record, cursor, context)  # type: ignore[union-attr]
-    return True
+        def listener(cursor: Any, statement: str, context: Any) -> bool:
+            return run(cursor, statement, _NO_PARAMETERS, context)
+
+        return listener
+    listener = run
+    return listener
 
 
 def _execute(
-    name: str,
-    listener: Callable[..., bool],
-    cursor: Any,
-    statement: str,
-    parameters: Any,
-    context: Any,
+    name: str, listener: Callable[..., bool], dialect: Any, arguments: tuple[Any, ...]
 ) -> None:
-    """Run the statement as SQLAlchemy would have without us: through the listeners of the
-    same event registered after ours (the first to return True has run it), else the dialect."""
-    dialect = context.dialect if context is not None else None
-    if dialect is None:  # SQLAlchemy always passes a context; nothing to run it with otherwise
-        raise RuntimeError(f"pytest-sqlaperf: {name} called without an execution context")
-    arguments = (
-        (cursor, statement, context)
-        if parameters is _NO_PARAMETERS
-        else (cursor, statement, parameters, context)
-    )
+    """Run the statement through the listeners of the event registered after ours (the first
+    to return True has run it), else through the dialect."""
     listeners = getattr(dialect.dispatch, name)
     if len(listeners) > 1:
         after_ours = False
@@ -221,28 +229,7 @@ def _execute(
     getattr(dialect, name)(*arguments)
 
 
-_NO_PARAMETERS: Any = object()
-
-
-def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-    return _run("do_execute", _do_execute, cursor, statement, parameters, context)
-
-
-def _do_executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-    return _run("do_executemany", _do_executemany, cursor, statement, parameters, context)
-
-
-def _do_execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
-    return _run(
-        "do_execute_no_params", _do_execute_no_params, cursor, statement, _NO_PARAMETERS, context
-    )
-
-
-_LISTENERS: dict[str, Callable[..., bool]] = {
-    "do_execute": _do_execute,
-    "do_executemany": _do_executemany,
-    "do_execute_no_params": _do_execute_no_params,
-}
+_LISTENERS: dict[str, Callable[..., bool]] = {name: _listener(name) for name in _EVENTS}
 
 
 def _listen() -> None:
