@@ -398,6 +398,10 @@ class StoredRecord:
     def record(self) -> TestRecord:
         return self.store.expand(self.compact)
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        # a report pickled or deep-copied by another plugin takes the record, not the store
+        return decode_record, (encode_record(self.record()),)
+
     def __repr__(self) -> str:
         return f"<StoredRecord {self.compact[1]!r}>"
 

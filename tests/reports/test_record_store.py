@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 from types import SimpleNamespace
 
 from report_helpers import finding, record
@@ -137,6 +139,9 @@ def test_a_report_carries_its_record_and_a_workers_arrives_as_text() -> None:
     here.append(made)
     report = SimpleNamespace(**{RECORD_ATTRIBUTE: StoredRecord(here, here._records[0])})
     assert record_of(report) == made
+    # another plugin pickling or copying the report gets the record, not the run's store
+    assert getattr(pickle.loads(pickle.dumps(report)), RECORD_ATTRIBUTE) == made
+    assert copy.deepcopy(getattr(report, RECORD_ATTRIBUTE)) == made
     report = SimpleNamespace(**{RECORD_ATTRIBUTE: encode_record(made), "when": "call"})
     assert record_of(report) == made
     store = RecordStore()
