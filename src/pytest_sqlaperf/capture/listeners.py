@@ -110,9 +110,6 @@ class Recorder:
             with self._switch:
                 self._active = saved
 
-    def _recording(self) -> bool:
-        return bool(self._active) and Recorder._installed_stack[-1] is self
-
     def _on_load(self, state: object, context: object) -> None:
         # once per object the ORM loads: raw=True hands the InstanceState without a wrapper
         if self._active and Recorder._installed_stack[-1] is self:
