@@ -48,9 +48,11 @@ def _standard_library() -> tuple[tuple[str, ...], tuple[str, ...]]:
 class CallSiteFinder:
     """Walks the stack to the first frame that is user code; the verdict per file is cached.
 
-    The cache is keyed by the file name, not the code object: a string caches its hash, while a
-    code object hashes its name, bytecode and constants again on every lookup, which made the
-    walk the most expensive part of recording a statement.
+    The verdicts are kept by file name, not by code object: a string caches its hash, while a
+    code object hashes its name, bytecode and constants again on every lookup. The walk runs for
+    every statement, past a dozen or more SQLAlchemy frames, so its inner loop is one set
+    membership test per frame: the files known to be skipped (SQLAlchemy, us, the standard
+    library). A file seen for the first time stops the loop and is judged once.
 
     Inside ``AsyncSession`` the statement runs in a greenlet whose stack ends at SQLAlchemy's
     ``greenlet_spawn``; the user's coroutine is in the parent greenlet's suspended frame, so the
@@ -60,39 +62,44 @@ class CallSiteFinder:
     def __init__(self) -> None:
         self._prefixes = _skipped_prefixes()
         self._stdlib, self._site_packages = _standard_library()
-        self._is_user: dict[str, bool] = {}
+        self._skipped: set[str] = set()
+        self._user: set[str] = set()
         self._sites: dict[tuple[str, int, int], CallSite] = {}
         """Per (file, first line of the code, instruction offset): its call site."""
 
-    def _user_file(self, filename: str) -> bool:
-        verdict = self._is_user.get(filename)
-        if verdict is None:
-            path = os.path.abspath(filename)
-            in_stdlib = path.startswith(self._stdlib) and not path.startswith(self._site_packages)
-            verdict = not (filename.startswith("<") or in_stdlib or path.startswith(self._prefixes))
-            self._is_user[filename] = verdict
-        return verdict
+    def _judge(self, filename: str) -> bool:
+        """Whether a file not seen before is user code; remembered either way."""
+        path = os.path.abspath(filename)
+        in_stdlib = path.startswith(self._stdlib) and not path.startswith(self._site_packages)
+        user = not (filename.startswith("<") or in_stdlib or path.startswith(self._prefixes))
+        (self._user if user else self._skipped).add(filename)
+        return user
 
     def find(self, frame: FrameType | None) -> CallSite | None:
-        verdicts = self._is_user
-        sites = self._sites
+        skipped = self._skipped
         current = None
         while True:
-            while frame is not None:
-                code = frame.f_code
-                verdict = verdicts.get(code.co_filename)  # inlined: this runs for every statement
-                if verdict is None:
-                    verdict = self._user_file(code.co_filename)
-                if verdict:
-                    # One CallSite per instruction, made once: f_lineno scans the code's line
-                    # table from its start (thousands of instructions in a long test), and
-                    # shared CallSites are fewer objects for the garbage collector to follow.
-                    key = (code.co_filename, code.co_firstlineno, frame.f_lasti)
-                    site = sites.get(key)
-                    if site is None:
-                        site = sites[key] = CallSite(code.co_filename, frame.f_lineno, code.co_name)
-                    return site
-                frame = frame.f_back
+            try:
+                while True:
+                    # the hot loop: a frame whose file is known to be skipped (10 bytecodes)
+                    while frame.f_code.co_filename in skipped:  # type: ignore[union-attr]
+                        frame = frame.f_back  # type: ignore[union-attr]
+                    code = frame.f_code  # type: ignore[union-attr]
+                    if code.co_filename in self._user or self._judge(code.co_filename):
+                        break
+            except AttributeError:  # frame is None: the bottom of this stack
+                frame = None
+            if frame is not None:
+                # One CallSite per instruction, made once: f_lineno scans the code's line table
+                # from its start (thousands of instructions in a long test), and shared
+                # CallSites are fewer objects for the garbage collector to follow.
+                key = (code.co_filename, code.co_firstlineno, frame.f_lasti)
+                site = self._sites.get(key)
+                if site is None:
+                    site = self._sites[key] = CallSite(
+                        code.co_filename, frame.f_lineno, code.co_name
+                    )
+                return site
             if current is None:
                 greenlet_module = sys.modules.get("greenlet")
                 if greenlet_module is None:
