@@ -75,6 +75,7 @@ class Recorder:
             _listen()
         event.listen(Mapper, "load", self._on_load, raw=True)
         Recorder._installed_stack.append(self)
+        _set_current()
         self._installed = True
 
     def uninstall(self) -> None:
@@ -82,6 +83,7 @@ class Recorder:
             return
         event.remove(Mapper, "load", self._on_load)
         Recorder._installed_stack.remove(self)
+        _set_current()
         if not Recorder._installed_stack:
             _unlisten()
         self._installed = False
@@ -112,44 +114,20 @@ class Recorder:
 
     def _on_load(self, state: object, context: object) -> None:
         # once per object the ORM loads: raw=True hands the InstanceState without a wrapper
-        if self._active and Recorder._installed_stack[-1] is self:
+        if self._active and _current is self:
             statement = getattr(self._thread, "statement", None)
             if statement is not None:
                 self._loaded_by[id(state)] = statement
 
-    def _record(
-        self, statement: str, parameters: Any, context: Any, executemany: bool
-    ) -> Statement:
-        """The Statement for what is about to run, appended to the active logs."""
-        # Runs for every statement of every test: measured with callgrind (docs/benchmarks.md),
-        # which is why it is written flat, with no keyword arguments and few helper calls.
-        shape = shape_of(statement)
-        orm_load = (
-            ormloads.from_context(context, self._loaded_by)
-            if "_sa_orm_load_options" in context.execution_options
-            else None
-        )
-        if executemany:
-            rows = len(parameters)
-        elif context.execute_style is _INSERTMANYVALUES:
-            rows = _insertmanyvalues_rows(context, parameters)
-        else:
-            rows = 1
-        record = Statement(
-            statement,
-            shape.display_sql,
-            shape.fingerprint,
-            shape.kind,
-            parameters,
-            rows,
-            # frames: this one, the listener, then SQLAlchemy's (the walk skips ours anyway)
-            self._callsites.find(sys._getframe(2)),
-            orm_load,
-        )
-        self._thread.statement = record
-        for log in self._active:
-            log.statements.append(record)
-        return record
+
+_current: Recorder | None = None
+"""The innermost installed recorder (the last of ``Recorder._installed_stack``): the one that
+records. A module global, read once per statement."""
+
+
+def _set_current() -> None:
+    global _current
+    _current = Recorder._installed_stack[-1] if Recorder._installed_stack else None
 
 
 _NO_PARAMETERS: Any = object()
@@ -168,15 +146,16 @@ def _listener(name: str) -> Callable[..., bool]:
     listener: Callable[..., bool]
 
     def run(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-        stack = Recorder._installed_stack
-        recorder = stack[-1] if stack else None
+        # Runs for every statement of every test, measured with callgrind and a bytecode count
+        # (docs/benchmarks.md): hence one flat function, local names, no keyword arguments.
         if context is None:  # SQLAlchemy always passes one; nothing to run the statement with
             raise RuntimeError(f"pytest-sqlaperf: {name} called without an execution context")
-        arguments = (
-            (cursor, statement, context)
-            if parameters is _NO_PARAMETERS
-            else (cursor, statement, parameters, context)
-        )
+        if parameters is _NO_PARAMETERS:
+            arguments: tuple[Any, ...] = (cursor, statement, context)
+            parameters = None
+        else:
+            arguments = (cursor, statement, parameters, context)
+        recorder = _current
         if (
             recorder is None
             or not recorder._active
@@ -186,11 +165,38 @@ def _listener(name: str) -> Callable[..., bool]:
         ):
             _execute(name, listener, context.dialect, arguments)
             return True
-        record = recorder._record(
-            statement, None if parameters is _NO_PARAMETERS else parameters, context, executemany
+        shape = shape_of(statement)
+        if executemany:
+            rows = len(parameters)
+        elif context.execute_style is _INSERTMANYVALUES:
+            rows = _insertmanyvalues_rows(context, parameters)
+        else:
+            rows = 1
+        record = Statement(
+            statement,
+            shape.display_sql,
+            shape.fingerprint,
+            shape.kind,
+            parameters,
+            rows,
+            # The walk starts past this frame and the two above it, never user code: the one
+            # calling the listeners (Connection._exec_single_context, say) and its caller
+            # (_execute_context) are SQLAlchemy's, and so are the listener's wrapper and the
+            # caller for do_execute_no_params.
+            recorder._callsites.find(sys._getframe(3)),
+            ormloads.from_context(context, recorder._loaded_by)
+            if "_sa_orm_load_options" in context.execution_options
+            else None,
         )
+        recorder._thread.statement = record  # what the ORM loads next, in this thread, came from it
+        for log in recorder._active:
+            log.statements.append(record)
+        dialect = context.dialect
         started = perf_counter()
-        _execute(name, listener, context.dialect, arguments)
+        if len(getattr(dialect.dispatch, name)) > 1:
+            _execute(name, listener, dialect, arguments)
+        else:  # ours is the only listener (the usual case): the dialect runs it
+            getattr(dialect, name)(*arguments)
         record.duration = perf_counter() - started
         rowcount = getattr(cursor, "rowcount", -1)
         record.rowcount = rowcount if type(rowcount) is int and rowcount >= 0 else None
