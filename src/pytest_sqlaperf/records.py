@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, TypedDict, overload
 
 from .capture.querylog import KINDS, CallSite, QueryLog
 from .checks.findings import Finding
 
 RECORD_VERSION = 1
+_DURATION = attrgetter("duration")
+_KIND = attrgetter("kind")
+_FINGERPRINT = attrgetter("fingerprint")
+_CALL_SITE = attrgetter("call_site")
 RECORD_ATTRIBUTE = "sqlaperf"
 """The TestReport attribute that carries a call report's record: a :class:`StoredRecord` in the
 process that ran the test, its JSON text (:func:`encode_record`) once it left an xdist worker.
@@ -125,6 +131,26 @@ class RecordSummary(TypedDict):
     plans: dict[str, Any]
 
 
+class _SiteMap(dict[Any, Any]):
+    """CallSite (or None) -> its ``(path, line, function)`` as records keep it, made on first
+    use: a record maps its statements' call sites through ``__getitem__`` in C."""
+
+    __slots__ = ("_interned", "_rootdir")
+
+    def __init__(self, rootdir: str, interned: dict[Any, Any]) -> None:
+        super().__init__()
+        self._rootdir = rootdir
+        self._interned = interned
+
+    def __missing__(self, call_site: CallSite | None) -> tuple[str, int, str] | None:
+        site = None
+        if call_site is not None:
+            site = (_relative(call_site.path, self._rootdir), call_site.line, call_site.function)
+            site = self._interned.setdefault(site, site)  # the same tuple a worker's would be
+        self[call_site] = site
+        return site
+
+
 class RecordStore(Sequence[TestRecord]):
     """The run's test records, kept as tuples of shared parts and read back as dicts.
 
@@ -137,8 +163,10 @@ class RecordStore(Sequence[TestRecord]):
       hold nothing it tracks);
     - the display SQL and kind of a fingerprint are kept once per run, and a call site once per
       run (as a ``(path, line, function)`` tuple shared by every record that names it);
-    - the per-fingerprint counts, the counts per kind and the plans of a record are interned:
-      the instances of a parametrized test share one copy;
+    - a record's fingerprints are two tuples: ``(fingerprint, count)`` pairs and the distinct
+      ``(fingerprint, call site)`` pairs, both made in C from the test's statements;
+    - the per-fingerprint counts and sites, the counts per kind and the plans of a record are
+      interned: the instances of a parametrized test share one copy;
     - findings, rare, are kept as JSON text, and plan facts once per distinct facts.
 
     Reading a record (iteration, indexing) builds its dicts; :meth:`summaries` skips the
@@ -159,7 +187,7 @@ class RecordStore(Sequence[TestRecord]):
     def __init__(self, records: Iterable[TestRecord] = ()) -> None:
         self._records: list[Compact] = []
         self._shapes: dict[str, tuple[str, str]] = {}  # fingerprint -> (display_sql, kind)
-        self._sites: dict[tuple[CallSite, str], tuple[str, int, str]] = {}
+        self._sites: dict[str, _SiteMap] = {}  # per rootdir
         self._interned: dict[Any, Any] = {}
         self._facts: list[Any] = []  # distinct plan facts, shared by the records read back
         self._fact_index: dict[Any, int] = {}  # id(facts) of the plan checks' objects, or JSON
@@ -183,38 +211,26 @@ class RecordStore(Sequence[TestRecord]):
     ) -> Compact:
         """Summarise a test's QueryLog into a record (counts, fingerprints, findings; no
         parameters). Keep it with :meth:`add`; :meth:`expand` reads it."""
-        shapes, sites = self._shapes, self._sites
-        entries: dict[str, list[Any]] = {}
-        by_kind: dict[str, int] = {}
-        count = 0
-        duration = 0.0
-        tcl_counts = log.count_transaction_control
-        for statement in log.statements:
-            if statement.duration is not None:
-                duration += statement.duration
-            kind = statement.kind
-            if kind == "tcl" and not tcl_counts:
-                continue
-            count += 1
-            by_kind[kind] = by_kind.get(kind, 0) + 1
-            fingerprint = statement.fingerprint
-            entry = entries.get(fingerprint)
-            if entry is None:
-                entry = entries[fingerprint] = [0, []]
-                if fingerprint not in shapes:
-                    shapes[fingerprint] = (statement.display_sql, kind)
-            entry[0] += 1
-            call_site = statement.call_site
-            if call_site is not None:
-                site = sites.get((call_site, rootdir))
-                if site is None:
-                    site = sites[(call_site, rootdir)] = (
-                        _relative(call_site.path, rootdir),
-                        call_site.line,
-                        call_site.function,
-                    )
-                if site not in entry[1]:
-                    entry[1].append(site)
+        # Runs once per test over each of its statements: the per-statement work is done by
+        # map, Counter and dict.fromkeys (in C); Python loops only over distinct shapes and sites.
+        statements = log.statements
+        duration = sum(filter(None, map(_DURATION, statements)), 0.0)  # None: it failed
+        kinds = list(map(_KIND, statements))
+        if "tcl" in kinds and not log.count_transaction_control:
+            statements = [s for s in statements if s.kind != "tcl"]
+            kinds = list(map(_KIND, statements))
+        count = len(statements)
+        by_kind = Counter(kinds)
+        fingerprints = list(map(_FINGERPRINT, statements))
+        counts = Counter(fingerprints)
+        shapes = self._shapes
+        for fingerprint in counts.keys() - shapes.keys():
+            first = statements[fingerprints.index(fingerprint)]
+            shapes[fingerprint] = (first.display_sql, first.kind)
+        site_of = self._site_map(rootdir).__getitem__
+        # (fingerprint, call site) pairs, distinct, in order of first appearance
+        sites = map(site_of, map(_CALL_SITE, statements))
+        at = dict.fromkeys(zip(fingerprints, sites, strict=True))
         intern = self._intern
         return (
             RECORD_VERSION,
@@ -222,7 +238,7 @@ class RecordStore(Sequence[TestRecord]):
             outcome,
             count,
             intern(tuple((kind, by_kind[kind]) for kind in KINDS if kind in by_kind)),
-            intern(tuple((fp, n, tuple(at)) for fp, (n, at) in entries.items())),
+            intern((intern(tuple(counts.items())), intern(tuple(at)))),
             budget,
             violation,
             self._findings([finding_record(f, rootdir) for f in findings or ()]),
@@ -237,12 +253,13 @@ class RecordStore(Sequence[TestRecord]):
     def append(self, record: TestRecord) -> None:
         """Keep a record given as dicts (a worker's, decoded)."""
         shapes = self._shapes
-        fingerprints = []
+        counts: list[tuple[str, int]] = []
+        at: list[tuple[str, tuple[str, int, str]]] = []
         for fingerprint, entry in record["fingerprints"].items():
             if fingerprint not in shapes:
                 shapes[fingerprint] = (entry["display_sql"], entry["kind"])
-            sites = tuple(self._site_of(site) for site in entry["call_sites"])
-            fingerprints.append((fingerprint, entry["count"], sites))
+            counts.append((fingerprint, entry["count"]))
+            at.extend((fingerprint, self._site_of(site)) for site in entry["call_sites"])
         intern = self._intern
         self._records.append(
             (
@@ -251,7 +268,7 @@ class RecordStore(Sequence[TestRecord]):
                 record["outcome"],
                 record["count"],
                 intern(tuple(record["by_kind"].items())),
-                intern(tuple(fingerprints)),
+                intern((intern(tuple(counts)), intern(tuple(at)))),
                 record["budget"],
                 record["violation"],
                 self._findings(record["findings"]),
@@ -274,6 +291,12 @@ class RecordStore(Sequence[TestRecord]):
         text = _ENCODER.encode(findings)
         interned: str = self._interned.setdefault(text, text)
         return interned
+
+    def _site_map(self, rootdir: str) -> _SiteMap:
+        found = self._sites.get(rootdir)
+        if found is None:
+            found = self._sites[rootdir] = _SiteMap(rootdir, self._interned)
+        return found
 
     def _site_of(self, site: CallSiteRecord) -> tuple[str, int, str]:
         key = (site["path"], site["line"], site["function"])
@@ -305,9 +328,16 @@ class RecordStore(Sequence[TestRecord]):
 
     def expand(self, compact: Compact) -> TestRecord:
         """A record as dicts, from the tuple :meth:`make` or :meth:`append` kept."""
-        (version, nodeid, outcome, count, by_kind, fingerprints, budget, violation) = compact[:8]
+        (version, nodeid, outcome, count, by_kind, (counts, at), budget, violation) = compact[:8]
         findings, plans, duration = compact[8:]
         shapes, facts = self._shapes, self._facts
+        sites: dict[str, list[CallSiteRecord]] = {}
+        for fingerprint, site in at:
+            if site is not None:
+                path, line, function = site
+                sites.setdefault(fingerprint, []).append(
+                    {"path": path, "line": line, "function": function}
+                )
         return {
             "version": version,
             "nodeid": nodeid,
@@ -319,12 +349,9 @@ class RecordStore(Sequence[TestRecord]):
                     "display_sql": shapes[fingerprint][0],
                     "kind": shapes[fingerprint][1],
                     "count": n,
-                    "call_sites": [
-                        {"path": path, "line": line, "function": function}
-                        for path, line, function in sites
-                    ],
+                    "call_sites": sites.get(fingerprint, []),
                 }
-                for fingerprint, n, sites in fingerprints
+                for fingerprint, n in counts
             },
             "budget": budget,
             "violation": violation,
@@ -349,6 +376,10 @@ class RecordStore(Sequence[TestRecord]):
                 "findings": _DECODER.decode(findings) if findings else [],
                 "plans": {fingerprint: facts[fact_id] for fingerprint, fact_id in plans},
             }
+
+    def statements_counted(self) -> int:
+        """The statements all records count toward budgets, summed."""
+        return sum(map(count_of, self._records))
 
     def __len__(self) -> int:
         return len(self._records)

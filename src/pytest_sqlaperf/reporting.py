@@ -307,7 +307,7 @@ class Reporting:
         if self.is_worker or self.config.option.collectonly:
             return
         if self.outcome is not None or self.written:
-            counted = sum(summary["count"] for summary in self.core.records.summaries())
+            counted = self.core.records.statements_counted()
             if not counted and self._server_info() is None:
                 terminalreporter.write_sep("=", "sqlaperf")  # the core printed no section
             if self.outcome is not None:
