@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from .checks.scaling import Sample, compare_samples
 
 if TYPE_CHECKING:
     from .plugin import SqlaperfPlugin, TestState
+    from .records import FindingRecord
 
 MODES = ("fail", "warn", "off")
 TEST_CODE = ("conftest.py", "factories.py", "*/tests/*", "*/factories/*")
@@ -92,8 +94,11 @@ class Detection:
             raise pytest.UsageError(str(error)) from None
         self.settings = DetectionSettings(**values)  # type: ignore[arg-type]  # dataclass fields
         rootdir = str(config.rootpath)
-        self._relative = lambda path: (
-            os.path.relpath(path, rootdir) if path.startswith(rootdir + os.sep) else path
+        # cached: every finding's call sites go through it, for every test that has findings
+        self._relative = functools.lru_cache(maxsize=4096)(
+            lambda path: (
+                os.path.relpath(path, rootdir) if path.startswith(rootdir + os.sep) else path
+            )
         )
         self._is_test_code = test_code_matcher(config)
         self._groups: dict[tuple[Any, ...], list[pytest.Item]] = {}
@@ -242,17 +247,21 @@ class Detection:
             )
         # failed tests show their findings in the failure itself; these did not fail (warn mode)
         # or failed as expected (xfail), so the summary is the only place they are seen
-        for outcome, title in (
-            ("passed", "N+1 findings in passing tests"),
-            ("xfailed", "N+1 findings in tests marked xfail (caught as expected)"),
-        ):
-            listed = [
-                (record["nodeid"], finding)
-                for record in self.core.records.summaries()
-                if record["outcome"] == outcome
-                for finding in record["findings"]
-                if finding["kind"] in nplusone.KINDS
-            ]
+        titles = {
+            "passed": "N+1 findings in passing tests",
+            "xfailed": "N+1 findings in tests marked xfail (caught as expected)",
+        }
+        by_outcome: dict[str, list[tuple[str, FindingRecord]]] = {outcome: [] for outcome in titles}
+        for record in self.core.records.summaries():
+            found = by_outcome.get(record["outcome"])
+            if found is not None:
+                found.extend(
+                    (record["nodeid"], finding)
+                    for finding in record["findings"]
+                    if finding["kind"] in nplusone.KINDS
+                )
+        for outcome, title in titles.items():
+            listed = by_outcome[outcome]
             if not listed:
                 continue
             terminalreporter.write_sep("-", f"sqlaperf: {len(listed)} {title}")

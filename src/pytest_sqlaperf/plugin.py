@@ -306,7 +306,7 @@ class SqlaperfPlugin:
         """The test's QueryLog (made at set-up; it records during the call phase only)."""
         return self.state_of(item).log
 
-    # The per-test hooks of the plugin and its checks are these four: one call each per test,
+    # The per-test hooks of the plugin and its checks are these four: one call each per phase,
     # the checks' parts called from here, rather than a hook (or wrapper) per check.
 
     @pytest.hookimpl(tryfirst=True)
@@ -360,6 +360,15 @@ class SqlaperfPlugin:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         if call.when != "call":
+            if call.when == "teardown":
+                # made once the teardown ran, raised or not: items live for the whole run, so
+                # what the test's record summarises goes now
+                state = item.stash.get(STATE_KEY, None)
+                if state is not None:
+                    state.log.clear()
+                for key in _PER_TEST_KEYS:
+                    if key in item.stash:
+                        del item.stash[key]
             return report
         state = item.stash.get(STATE_KEY, None)
         if state is not None:
@@ -377,19 +386,6 @@ class SqlaperfPlugin:
             setattr(report, RECORD_ATTRIBUTE, StoredRecord(self.records, compact))
             self.reporting.made(item, report, compact, complete=state.complete)
         return report
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
-        try:
-            return (yield)
-        finally:
-            # items live for the whole run: what the test's record summarises goes now
-            state = item.stash.get(STATE_KEY, None)
-            if state is not None:
-                state.log.clear()
-            for key in _PER_TEST_KEYS:
-                if key in item.stash:
-                    del item.stash[key]
 
     @pytest.hookimpl(wrapper=True)
     def pytest_report_to_serializable(

@@ -5,8 +5,11 @@ from __future__ import annotations
 import fnmatch
 import linecache
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, repeat
+from operator import attrgetter, is_
 
 from ..capture.ormloads import OrmLoad
 from ..capture.querylog import CallSite, Statement
@@ -19,6 +22,10 @@ KINDS = ("n_plus_one", "lazy_load", "repeated", "duplicate", "n_plus_one_write")
 DEFAULT_THRESHOLD = 3
 """Repetitions from one call site that make an N+1. Two is what a page of a listing fetched twice,
 an endpoint called twice in a test or a pair of health checks look like; three is a loop."""
+
+_FINGERPRINT = attrgetter("fingerprint")
+_CALL_SITE = attrgetter("call_site")
+_ORM_LOAD = attrgetter("orm_load")
 
 _WHERE_EQUALS = re.compile(r"WHERE ([\w.\"]+) = \?")
 _TABLE = {
@@ -244,11 +251,21 @@ def _write_fix(statement: Statement) -> str:
 def _statement_findings(
     statements: Sequence[Statement], counted: Sequence[Statement], options: Options
 ) -> list[Finding]:
-    findings = []
-    groups = _group_by(statements, lambda s: (s.fingerprint, s.call_site))
-    for group in groups.values():
-        if len(group) < options.threshold:
-            continue
+    findings: list[Finding] = []
+    # Most tests repeat nothing: count the (shape, call site) keys in C first, and group only
+    # the statements of the keys that repeat enough.
+    keys = list(zip(map(_FINGERPRINT, statements), map(_CALL_SITE, statements), strict=True))
+    counts = Counter(keys)
+    if max(counts.values(), default=0) < options.threshold:
+        return findings
+    repeated: dict[tuple[str, CallSite | None], list[Statement]] = {
+        key: [] for key, n in counts.items() if n >= options.threshold
+    }
+    for key, statement in zip(keys, statements, strict=True):
+        group = repeated.get(key)
+        if group is not None:
+            group.append(statement)
+    for group in repeated.values():
         first = group[0]
         if first.kind == "select":
             if _is_batch(group) or " FROM " not in first.display_sql:
@@ -297,8 +314,12 @@ def check(statements: Sequence[Statement], options: Options) -> list[Finding]:
     """The N+1 findings among a test's counted statements (call phase only), most costly first."""
     if not statements:
         return []
-    orm_loads = [s for s in statements if s.orm_load is not None and s.orm_load.kind != "eager"]
-    plain = [s for s in statements if s.orm_load is None]
+    loads = list(map(_ORM_LOAD, statements))
+    if loads.count(None) == len(loads):  # no ORM loads (the partition below, skipped)
+        orm_loads, plain = [], statements
+    else:
+        orm_loads = [s for s in compress(statements, loads) if s.orm_load.kind != "eager"]  # type: ignore[union-attr]
+        plain = list(compress(statements, map(is_, loads, repeat(None))))
     findings = _lazy_findings(orm_loads, options) + _statement_findings(plain, statements, options)
     findings = [finding for finding in findings if not _allowed(finding, options)]
     return sorted(findings, key=lambda finding: -finding.count)
