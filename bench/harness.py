@@ -160,6 +160,28 @@ def run_pytest(
     return read_run(command, project, process.returncode, output, results_file, wall)
 
 
+def count_statements(
+    project: Path,
+    module: str,
+    *,
+    environment: Mapping[str, str] | None = None,
+    python: str | None = None,
+    plugin_args: Sequence[str] = ("-p", "no:sqlaperf"),
+) -> int:
+    """The statements a workload module runs, counted by its conftest's engine listener in a
+    run of its own (the measured runs have no such listener: see WORKLOAD_CONFTEST)."""
+    run = run_pytest(
+        project,
+        [*plugin_args, module],
+        environment={**(environment or {}), "BENCH_COUNT_STATEMENTS": "1"},
+        python=python,
+    )
+    statements = run.results.get("statements")
+    if not statements:
+        raise BenchError(f"the counting run of {module} in {project} counted no statement")
+    return int(statements)
+
+
 def read_run(
     command: Sequence[str],
     project: Path,

@@ -144,7 +144,12 @@ def measure(workdir: Path, environment: Mapping[str, str], tests: int) -> dict[s
     project = write_project(workdir / "memory", memory_project(tests))
     samples = {
         variant: _figures(
-            run_pytest(project, ["test_memory.py"], environment=environment, plugin=plugin),
+            run_pytest(
+                project,
+                ["test_memory.py"],
+                environment={**environment, "BENCH_COUNT_STATEMENTS": "1"},
+                plugin=plugin,
+            ),
             tests,
         )
         for variant, plugin in (("without", False), ("with", True))

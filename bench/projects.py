@@ -27,7 +27,14 @@ import pytest
 RESULTS = {}
 
 
+# Under callgrind (bench/instructions.py), a call of os.getppid() at each edge of the window
+# makes callgrind dump its counters there (--dump-before=os_getppid).
+_CALLGRIND_MARKS = bool(os.environ.get("BENCH_CALLGRIND_MARKS"))
+
+
 def _stamp(name):
+    if _CALLGRIND_MARKS and name in ("window_start", "window_end"):
+        os.getppid()
     RESULTS[name] = time.monotonic()
     RESULTS[name + "_cpu"] = time.process_time()
 
@@ -366,7 +373,11 @@ from sqlalchemy.orm import Session
 
 import pytest_asyncio
 
-RESULTS["statements"] = 0
+# Statements the suite ran, counted by an engine listener only in the runs that ask for it
+# (BENCH_COUNT_STATEMENTS): a listener on Engine makes SQLAlchemy dispatch its engine events
+# around every statement (about 35,000 instructions per ORM select, docs/benchmarks.md), which
+# would weigh on the runs without a plugin and hide what the plugins' own listeners cost.
+RESULTS["statements"] = None
 
 
 def pytest_configure(config):
@@ -378,9 +389,13 @@ def pytest_configure(config):
             RESULTS[name] = None
 
 
-@event.listens_for(Engine, "before_cursor_execute")
 def _count_statement(conn, cursor, statement, parameters, context, executemany):
     RESULTS["statements"] += 1
+
+
+if os.environ.get("BENCH_COUNT_STATEMENTS"):
+    RESULTS["statements"] = 0
+    event.listen(Engine, "before_cursor_execute", _count_statement)
 
 
 @pytest.fixture(scope="session")
@@ -406,7 +421,7 @@ def bench_plugin_figures(request):
 
     plugin = plugin_of(request.config)
     # Statements in the records of the tests so far (call phases: warm-up and measured tests).
-    RESULTS["plugin_statements"] = sum(record["count"] for record in plugin.records)
+    RESULTS["plugin_statements"] = plugin.records.statements_counted()
     for extension in plugin.extensions:
         runner = getattr(extension, "runner", None)
         if runner is not None:  # the plan checks' ExplainRunner (None with sqlaperf_explain=off)
