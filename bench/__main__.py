@@ -48,6 +48,8 @@ class Sizes:
     instruction_n1: int
     instruction_n2: int
     instruction_repeat: bool  # count the run without the plugin twice, to show it repeats
+    workload_instruction_tests: int  # the workload under callgrind: tests in the window
+    workload_instruction_full: bool  # every variant, async too, and the other tools
 
 
 FULL = Sizes(
@@ -66,6 +68,8 @@ FULL = Sizes(
     instruction_n1=300,
     instruction_n2=1300,
     instruction_repeat=True,
+    workload_instruction_tests=60,
+    workload_instruction_full=True,
 )
 QUICK = Sizes(
     startup_samples=3,
@@ -83,6 +87,8 @@ QUICK = Sizes(
     instruction_n1=50,
     instruction_n2=150,
     instruction_repeat=False,
+    workload_instruction_tests=2,
+    workload_instruction_full=False,
 )
 
 # The virtualenvs of the compared tools: kept between runs (making them takes minutes).
@@ -263,6 +269,10 @@ def run(
                 sizes.instruction_n2,
                 repeat=sizes.instruction_repeat,
             )
+            _progress("instructions per workload test (callgrind)")
+            results["workload_instructions"] = _workload_instructions(
+                workdir, environment, sizes, venvs if with_competitors else None
+            )
     results["load_average"] = {"start": load_start, "end": machine.load_average()}
     results["source_digest"] = {"measured": snapshot_digest, "tree_at_end": machine.source_digest()}
     results["duration_s"] = time.monotonic() - started
@@ -273,6 +283,37 @@ def run(
     report.write_json(output / "benchmarks.json", results)
     report.write_markdown(output / "benchmarks.md", results)
     return results
+
+
+def _workload_instructions(
+    workdir: Path, environment: dict[str, str], sizes: Sizes, venvs: Path | None
+) -> dict[str, Any]:
+    """The capture-overhead workload under callgrind: our variants and (``venvs``) the tools.
+    The quick size counts the sync suite without the plugin and with N+1 detection only."""
+    full = sizes.workload_instruction_full
+    ours = {
+        variant: (plugin, args)
+        for variant, (_, plugin, args) in overhead.VARIANTS.items()
+        if full or variant in ("without", "n_plus_one")
+    }
+    tools = {}
+    if venvs is not None and full:
+        for tool, spec in competitors.TOOLS.items():
+            tools[tool] = instructions.ToolRuns(
+                python=competitors.ensure_venv(tool, venvs),
+                plugin=spec.plugin,
+                args=spec.args,
+                files=competitors.project_files(tool, sizes.workload_instruction_tests),
+                asynchronous=spec.asynchronous,
+            )
+    return instructions.measure_workload(
+        workdir / "workload-instructions",
+        environment,
+        sizes.workload_instruction_tests,
+        ours,
+        tools,
+        drivers=("sync", "async") if full else ("sync",),
+    )
 
 
 def _progress(what: str) -> None:

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench.harness import BenchError, child_environment, write_project
 from bench.projects import MODELS
@@ -296,4 +296,162 @@ def measure(workdir: Path, url: str, n1: int, n2: int, *, repeat: bool) -> dict[
         "loops": LOOP_LABELS,
         "samples": {"runs": runs, "repeat_of_none": repeated},
         "summary": {"per_statement": summary, "repeat_difference": repeat_difference},
+    }
+
+
+# --- the capture-overhead workload, counted -----------------------------------------------------
+
+WORKLOAD_METHOD = (
+    "The capture-overhead workload (N tests of the same ORM code, 24 statements each, sync "
+    "psycopg and async asyncpg) runs under `valgrind --tool=callgrind` once per variant: ours "
+    "(without the plugin, recording only, + N+1 detection, + EXPLAIN) and each other tool "
+    "without and with it, in its own virtualenv. The suite's conftest calls `os.getppid()` at "
+    "the end of the warm-up test and at the start of the sentinel, where callgrind dumps its "
+    "counters (`--dump-before={marker}`): the window holds the N measured tests only (no "
+    "start-up, collection, session set-up or terminal summary). Instructions per test = the "
+    "window's count / N; the overhead is a variant's count over the count without a plugin in "
+    "the same virtualenv. `PYTHONHASHSEED=0`; the garbage collector runs as usual, so where "
+    "its collections fall in the window moves a figure by a few tenths of a point between "
+    "runs of the same code. The count is the same on a busy machine and on an idle one, "
+    "which wall-clock ratios on this shared machine are not."
+)
+WORKLOAD_TIMEOUT = 1800.0
+# Numbered dumps of a workload run: start -> window start, then the window (the rest, to the
+# exit, goes to the unnumbered file).
+WORKLOAD_DUMPS = 2
+
+
+def _run_workload(
+    project: Path,
+    args: Sequence[str],
+    environment: dict[str, str],
+    python: str,
+    label: str,
+) -> tuple[int, dict[str, Any]]:
+    """One pytest run of the workload under callgrind: the window's instructions, its results."""
+    with tempfile.TemporaryDirectory(prefix="callgrind-workload-") as temporary:
+        output = Path(temporary) / "callgrind.out"
+        results_file = Path(temporary) / "results.json"
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--dump-before={MARKER_SYMBOL}",
+            "--dump-line=no",
+            f"--callgrind-out-file={output}",
+            python,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *args,
+        ]
+        env = {
+            **environment,
+            "BENCH_CALLGRIND_MARKS": "1",
+            "BENCH_RESULTS_FILE": str(results_file),
+            "PYTHONHASHSEED": "0",
+        }
+        try:
+            completed = subprocess.run(
+                command,
+                cwd=project,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=WORKLOAD_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"callgrind of the workload ({label}) took too long") from None
+        if completed.returncode != 0:
+            tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-30:])
+            raise BenchError(f"{' '.join(command)} exited with {completed.returncode}:\n{tail}")
+        dumps = sorted(
+            (int(path.suffix[1:]), path)
+            for path in Path(temporary).glob("callgrind.out.*")
+            if path.suffix[1:].isdigit()
+        )
+        if [number for number, _ in dumps] != list(range(1, WORKLOAD_DUMPS + 1)):
+            raise BenchError(
+                f"callgrind made the dumps {[number for number, _ in dumps]} in the workload "
+                f"({label}), not 1 .. {WORKLOAD_DUMPS}: something else calls os.getppid()"
+            )
+        window = _totals(dumps[1][1])
+        results: dict[str, Any] = json.loads(results_file.read_text())
+    return window, results
+
+
+class ToolRuns(NamedTuple):
+    """How to run the workload with and without another tool."""
+
+    python: str  # its virtualenv's
+    plugin: str  # its pytest11 name: ``-p no:<plugin>`` leaves it out
+    args: tuple[str, ...]  # pytest arguments of the runs with it
+    files: dict[str, str]  # the workload project with its conftest additions
+    asynchronous: bool  # whether it records async code (else the sync suite only)
+
+
+def measure_workload(
+    workdir: Path,
+    environment: dict[str, str],
+    tests: int,
+    ours: dict[str, tuple[bool, tuple[str, ...]]],
+    tools: dict[str, ToolRuns],
+    drivers: Sequence[str] = ("sync", "async"),
+) -> dict[str, Any]:
+    """Instructions per workload test, sync and async, for each variant of ours and each tool.
+
+    ``ours``: variant -> (plugin loaded, pytest arguments of its runs).
+    """
+    reason = available()
+    if reason is not None:
+        return {"skipped": reason}
+    from bench.projects import workload_project
+
+    jobs: list[tuple[str, str, str, Path, list[str], str]] = []  # who, variant, driver, ...
+    ours_project = write_project(workdir / "workload-ours", workload_project(tests, 10))
+    for driver in drivers:
+        module = f"test_{driver}_workload.py"
+        for variant, (plugin, args) in ours.items():
+            extra = [] if plugin else ["-p", "no:sqlaperf"]
+            jobs.append(("ours", variant, driver, ours_project, [*extra, module, *args], ""))
+    for tool, spec in tools.items():
+        project = write_project(workdir / f"workload-{tool}", spec.files)
+        for driver in drivers if spec.asynchronous else [d for d in drivers if d == "sync"]:
+            module = f"test_{driver}_workload.py"
+            without = ["-p", f"no:{spec.plugin}", module]
+            jobs.append((tool, "without", driver, project, without, spec.python))
+            jobs.append((tool, "with", driver, project, [module, *spec.args], spec.python))
+
+    def run(job: tuple[str, str, str, Path, list[str], str]) -> tuple[int, dict[str, Any]]:
+        who, variant, driver, project, args, python = job
+        return _run_workload(
+            project, args, environment, python or sys.executable, f"{who} {variant} {driver}"
+        )
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        finished = list(pool.map(run, jobs))
+    per_test: dict[str, dict[str, dict[str, float]]] = {}
+    for (who, variant, driver, _, _, _), (window, results) in zip(jobs, finished, strict=True):
+        if who == "ours" and ours[variant][0] and not results.get("plugin_statements"):
+            raise BenchError(f"the plugin recorded nothing in the {variant} {driver} run")
+        if who != "ours" and variant == "with" and not results.get("tool_statements"):
+            raise BenchError(f"{who} counted no statement in its {driver} run")
+        per_test.setdefault(who, {}).setdefault(driver, {})[variant] = window / tests
+    summary: dict[str, dict[str, dict[str, float]]] = {}
+    for who, by_driver in per_test.items():
+        for driver, variants in by_driver.items():
+            base = variants["without"]
+            summary.setdefault(who, {})[driver] = {
+                variant: (count / base - 1) * 100
+                for variant, count in variants.items()
+                if variant != "without"
+            }
+    return {
+        "method": WORKLOAD_METHOD.format(marker=MARKER_SYMBOL),
+        "tests": tests,
+        "per_test": per_test,
+        "summary": {"overhead_percent": summary},
     }

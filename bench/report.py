@@ -52,6 +52,11 @@ def unmeasured(results: dict[str, Any]) -> list[str]:
             "Warm and cold start faster than pytest-postgresql: not measured in this run: "
             f"{results['pytest_postgresql_startup']['skipped']}"
         )
+    if not measured(results.get("workload_instructions")):
+        lines.append(
+            "Instructions per workload test (the capture-overhead verdicts fall back to timed "
+            f"ratios): not measured in this run: {results['workload_instructions']['skipped']}"
+        )
     if not measured(results.get("instructions")):
         lines.append(
             "Instructions per statement: not measured in this run: "
@@ -103,8 +108,47 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     # the targets are on recording and on recording with N+1 detection; EXPLAIN's share is
-    # reported beside them (the "default" variant), with a target of its own per EXPLAIN
+    # reported beside them (the "default" variant), with a target of its own per EXPLAIN.
+    # They are judged on the instruction counts when callgrind ran: on this shared machine,
+    # identical timed runs spread by more than the 5 % the target is about (see the notes).
     labels = {"capture_only": "checks off", "n_plus_one": "with N+1 detection"}
+    counted = results.get("workload_instructions")
+    if measured(counted):
+        assert counted is not None
+        rows += _instruction_verdicts(counted, labels)
+    else:
+        rows += _timed_verdicts(results, labels)
+    explain = results["explain_cost"]["summary"]["sync"]
+    rows.append(
+        {
+            "measure": "EXPLAIN cost per new fingerprint (sync workload, median per EXPLAIN)",
+            "target": f"<= {TARGETS['explain_ms']} ms",
+            "median": explain["ms"]["median"],
+            "unit": "ms",
+            "limit": TARGETS["explain_ms"],
+        }
+    )
+    memory = results["memory"]
+    rows.append(
+        {
+            "measure": f"Memory growth over {memory['tests']:,} tests (the plugin's share of "
+            "the peak)",
+            "target": f"<= {TARGETS['memory_growth_mb']:.0f} MB",
+            "median": memory["summary"]["plugin_growth_mb"],
+            "unit": "MB",
+            "limit": TARGETS["memory_growth_mb"],
+        }
+    )
+    for row in rows:
+        row["met"] = (
+            row["median"] < row["limit"] if row.get("strict") else row["median"] <= row["limit"]
+        )
+    return rows
+
+
+def _timed_verdicts(results: dict[str, Any], labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The capture-overhead rows from the timed runs (when callgrind did not run)."""
+    rows = []
     for driver in ("sync", "async"):
         figures = results["capture_overhead"]["summary"][driver]
         for variant, variant_label in labels.items():
@@ -136,31 +180,45 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
                         "strict": True,
                     }
                 )
-    explain = results["explain_cost"]["summary"]["sync"]
-    rows.append(
-        {
-            "measure": "EXPLAIN cost per new fingerprint (sync workload, median per EXPLAIN)",
-            "target": f"<= {TARGETS['explain_ms']} ms",
-            "median": explain["ms"]["median"],
-            "unit": "ms",
-            "limit": TARGETS["explain_ms"],
-        }
-    )
-    memory = results["memory"]
-    rows.append(
-        {
-            "measure": f"Memory growth over {memory['tests']:,} tests (the plugin's share of "
-            "the peak)",
-            "target": f"<= {TARGETS['memory_growth_mb']:.0f} MB",
-            "median": memory["summary"]["plugin_growth_mb"],
-            "unit": "MB",
-            "limit": TARGETS["memory_growth_mb"],
-        }
-    )
-    for row in rows:
-        row["met"] = (
-            row["median"] < row["limit"] if row.get("strict") else row["median"] <= row["limit"]
-        )
+    return rows
+
+
+def _instruction_verdicts(counted: dict[str, Any], labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The capture-overhead rows from the workload's instruction counts."""
+    rows = []
+    overhead = counted["summary"]["overhead_percent"]
+    limit = (TARGETS["capture_overhead_ratio"] - 1) * 100
+    for driver, variants in overhead["ours"].items():
+        for variant, variant_label in labels.items():
+            if variant in variants:
+                rows.append(
+                    {
+                        "measure": f"Capture overhead, {driver}, {variant_label} "
+                        "(instructions per workload test)",
+                        "target": f"<= {limit:+.1f} %",
+                        "median": variants[variant],
+                        "unit": "percent",
+                        "limit": limit,
+                    }
+                )
+    for tool, drivers in overhead.items():
+        if tool == "ours":
+            continue
+        for driver, figures in drivers.items():
+            ours = overhead["ours"].get(driver, {}).get("n_plus_one")
+            if ours is None:
+                continue
+            rows.append(
+                {
+                    "measure": "Our capture overhead (with N+1 detection) lower than "
+                    f"{tool}'s, {driver} (instructions per workload test)",
+                    "target": f"< {tool}'s {figures['with']:+.1f} %",
+                    "median": ours,
+                    "unit": "percent",
+                    "limit": figures["with"],
+                    "strict": True,
+                }
+            )
     return rows
 
 
@@ -197,6 +255,8 @@ def format_value(row: dict[str, Any]) -> str:
         return _percent(row["median"])
     if row["unit"] == "MB":
         return f"{row['median']:.1f} MB"
+    if row["unit"] == "percent":
+        return f"{row['median']:+.1f} %"
     return f"{row['median']:.3f} {row['unit']}"
 
 
@@ -450,6 +510,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         ],
     )
     lines += _instructions_section(results["instructions"])
+    if "workload_instructions" in results:
+        lines += _workload_instructions_section(results["workload_instructions"])
     lines += _memory_section(results["memory"])
     capture_profile = results["capture_profile"]
     lines += [
@@ -628,6 +690,30 @@ def _instructions_section(counted: dict[str, Any]) -> list[str]:
             )
             + " against the first.",
         ]
+    return lines
+
+
+def _workload_instructions_section(counted: dict[str, Any]) -> list[str]:
+    lines = ["", "## Capture overhead in client instructions per workload test", ""]
+    if not measured(counted):
+        return [*lines, f"Not measured in this run: {counted['skipped']}."]
+    lines += [counted["method"], "", f"N = {counted['tests']} tests in the window.", ""]
+    rows = []
+    for who, drivers in counted["per_test"].items():
+        for driver, variants in drivers.items():
+            base = variants["without"]
+            for variant, count in variants.items():
+                label = OUR_VARIANTS.get(variant, (variant,))[0] if who == "ours" else variant
+                rows.append(
+                    [
+                        "pytest-sqlaperf" if who == "ours" else who,
+                        driver,
+                        label,
+                        f"{count / 1e6:,.2f} M",
+                        "-" if variant == "without" else f"{(count / base - 1) * 100:+.1f} %",
+                    ]
+                )
+    lines += _table(["Plugin", "Suite", "Variant", "Instructions per test", "Overhead"], rows)
     return lines
 
 
