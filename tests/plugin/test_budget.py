@@ -26,7 +26,7 @@ def test_budget_broken_lists_every_statement_with_call_site(project: pytest.Pyte
             "*max_queries(2): expected at most 2 statements, ran 3 (select 3)*",
             "1. SELECT  SELECT authors.id, authors.name FROM authors*",
             "     at test_three.py:7 in test_three",
-            "2. SELECT  SELECT books.id, books.title, books.author_id FROM books*",
+            "2. SELECT  SELECT books.id*, books.title*, books.author_id* FROM books*",
             "     at test_three.py:8 in test_three",
             "3. SELECT  SELECT ?",
             "     at test_three.py:9 in test_three",

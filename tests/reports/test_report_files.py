@@ -7,6 +7,7 @@ The SARIF 2.1.0 schema in this directory is OASIS's (errata01), as shipped in th
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -27,6 +28,11 @@ REPORTS = (
     "--sqlaperf-report=out/report.md",
     "--sqlaperf-report=out/report.html",
     "--sqlaperf-report=out/report.sarif",
+)
+# The lazy load of Author.books, as SQLAlchemy 2.1 writes it and as 2.0 does (with labels).
+LAZY_BOOKS = (
+    r"SELECT books\.id( AS books_id)?, books\.title( AS books_title)?, "
+    r"books\.author_id( AS books_author_id)?"
 )
 HOSTILE_TEST = """
 import pytest
@@ -96,9 +102,7 @@ def test_markdown_has_the_delta_table_regressions_and_findings(regressed: pytest
     markdown = (regressed.path / "out/report.md").read_text()
     assert "Against `sqlaperf-baseline.json (baseline)`: **1 regression**" in markdown
     assert "| ❌ | `test_app.py::test_books` | 4 | 6 | +2 |" in markdown
-    assert "- +3 (new) SELECT ×3 `SELECT books.id, books.title, books.author_id FROM books" in (
-        markdown
-    )
+    assert re.search("- \\+3 \\(new\\) SELECT ×3 `" + LAZY_BOOKS + " FROM books", markdown)
     assert "  - at `app.py:17` in `book_counts`" in markdown
     assert "- **n\\_plus\\_one** in `test_app.py::test_books` at `app.py:17`" in markdown
     assert "  - fix: add .options(selectinload(Author.books))" in markdown
@@ -130,9 +134,7 @@ def test_html_escapes_sql_and_node_ids_and_needs_no_network(regressed: pytest.Py
     text = "".join(page.text)
     assert 'SELECT ? AS "<script>alert(1)</script>"' in text  # shown as text
     assert "test_hostile.py::test_hostile[<img src=x onerror=alert(2)>]" in text
-    assert "SELECT books.id, books.title, books.author_id FROM books WHERE ? = books.author_id" in (
-        text
-    )
+    assert re.search(LAZY_BOOKS + re.escape(" FROM books WHERE ? = books.author_id"), text)
     assert "svg" in page.tags
     assert "table" in page.tags
     for name, value in page.attributes:  # nothing loaded from elsewhere
