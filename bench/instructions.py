@@ -174,57 +174,71 @@ def _totals(path: Path) -> int:
     raise BenchError(f"{path} has no totals line")
 
 
-def _run(script: Path, url: str, variant: str, n1: int, n2: int) -> dict[str, Any]:
-    """Run the script for one variant under callgrind; its counted parts and its checks."""
-    with tempfile.TemporaryDirectory(prefix=f"callgrind-{variant}-") as temporary:
+def _callgrind(
+    arguments: Sequence[str],
+    *,
+    cwd: Path,
+    environment: dict[str, str],
+    dumps: int,
+    label: str,
+    timeout: float,
+) -> tuple[list[int], int, str]:
+    """Run a command under callgrind, dumping at each os.getppid() call: the instructions in
+    each of the ``dumps`` numbered dumps (since the previous one), in the whole run, and the
+    command's stdout."""
+    with tempfile.TemporaryDirectory(prefix="callgrind-") as temporary:
         output = Path(temporary) / "callgrind.out"
-        command: Sequence[str] = [
+        command = [
             "valgrind",
             "--tool=callgrind",
             f"--dump-before={MARKER_SYMBOL}",
             "--dump-line=no",
             f"--callgrind-out-file={output}",
-            sys.executable,
-            str(script),
-            variant,
-            str(n1),
-            str(n2),
-            str(WARMUP),
+            *arguments,
         ]
-        environment = child_environment({"BENCH_DATABASE_URL": url, "PYTHONHASHSEED": "0"})
         try:
             completed = subprocess.run(
                 command,
-                cwd=script.parent,
+                cwd=cwd,
                 env=environment,
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
-                timeout=TIMEOUT,
+                timeout=timeout,
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            raise BenchError(
-                f"callgrind of the {variant} loops took over {TIMEOUT:.0f} s"
-            ) from None
+            raise BenchError(f"callgrind of {label} took over {timeout:.0f} s") from None
         collected = re.search(r"Collected : (\d+)", completed.stderr)
         if completed.returncode != 0 or collected is None:
             tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-30:])
             raise BenchError(f"{' '.join(command)} exited with {completed.returncode}:\n{tail}")
-        dumps = sorted(
+        found = sorted(
             (int(path.suffix[1:]), path)
             for path in Path(temporary).glob("callgrind.out.*")
             if path.suffix[1:].isdigit()
         )
-        if [number for number, _ in dumps] != list(range(1, DUMPS + 1)):
+        if [number for number, _ in found] != list(range(1, dumps + 1)):
             raise BenchError(
-                f"callgrind made the dumps {[number for number, _ in dumps]} for the {variant} "
-                f"loops, not 1 .. {DUMPS}: does {sys.executable} still have the symbol "
-                f"{MARKER_SYMBOL}, or does something else call os.getppid()?"
+                f"callgrind made the dumps {[number for number, _ in found]} for {label}, not "
+                f"1 .. {dumps}: does {arguments[0]} still have the symbol {MARKER_SYMBOL}, or "
+                "does something else call os.getppid()?"
             )
-        parts = [_totals(path) for _, path in dumps]
+        return [_totals(path) for _, path in found], int(collected.group(1)), completed.stdout
+
+
+def _run(script: Path, url: str, variant: str, n1: int, n2: int) -> dict[str, Any]:
+    """Run the script for one variant under callgrind; its counted parts and its checks."""
+    parts, collected, stdout = _callgrind(
+        [sys.executable, str(script), variant, str(n1), str(n2), str(WARMUP)],
+        cwd=script.parent,
+        environment=child_environment({"BENCH_DATABASE_URL": url, "PYTHONHASHSEED": "0"}),
+        dumps=DUMPS,
+        label=f"the {variant} loops",
+        timeout=TIMEOUT,
+    )
     checks: dict[str, Any] = {}
-    lines = completed.stdout.strip().splitlines()
+    lines = stdout.strip().splitlines()
     if lines:
         checks = json.loads(lines[-1])
     # parts[0] is start-up and warm-up; then core N1, core N2, orm N1, orm N2.
@@ -234,7 +248,7 @@ def _run(script: Path, url: str, variant: str, n1: int, n2: int) -> dict[str, An
     }
     return {
         "parts": parts,
-        "collected": int(collected.group(1)),
+        "collected": collected,
         "per_statement": per_statement,
         "checks": checks,
     }
@@ -329,57 +343,23 @@ def _run_workload(
     label: str,
 ) -> tuple[int, dict[str, Any]]:
     """One pytest run of the workload under callgrind: the window's instructions, its results."""
-    with tempfile.TemporaryDirectory(prefix="callgrind-workload-") as temporary:
-        output = Path(temporary) / "callgrind.out"
+    with tempfile.TemporaryDirectory(prefix="workload-results-") as temporary:
         results_file = Path(temporary) / "results.json"
-        command = [
-            "valgrind",
-            "--tool=callgrind",
-            f"--dump-before={MARKER_SYMBOL}",
-            "--dump-line=no",
-            f"--callgrind-out-file={output}",
-            python,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            *args,
-        ]
-        env = {
-            **environment,
-            "BENCH_CALLGRIND_MARKS": "1",
-            "BENCH_RESULTS_FILE": str(results_file),
-            "PYTHONHASHSEED": "0",
-        }
-        try:
-            completed = subprocess.run(
-                command,
-                cwd=project,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=WORKLOAD_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise BenchError(f"callgrind of the workload ({label}) took too long") from None
-        if completed.returncode != 0:
-            tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-30:])
-            raise BenchError(f"{' '.join(command)} exited with {completed.returncode}:\n{tail}")
-        dumps = sorted(
-            (int(path.suffix[1:]), path)
-            for path in Path(temporary).glob("callgrind.out.*")
-            if path.suffix[1:].isdigit()
+        parts, _, _ = _callgrind(
+            [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+            cwd=project,
+            environment={
+                **environment,
+                "BENCH_CALLGRIND_MARKS": "1",
+                "BENCH_RESULTS_FILE": str(results_file),
+                "PYTHONHASHSEED": "0",
+            },
+            dumps=WORKLOAD_DUMPS,
+            label=f"the workload ({label})",
+            timeout=WORKLOAD_TIMEOUT,
         )
-        if [number for number, _ in dumps] != list(range(1, WORKLOAD_DUMPS + 1)):
-            raise BenchError(
-                f"callgrind made the dumps {[number for number, _ in dumps]} in the workload "
-                f"({label}), not 1 .. {WORKLOAD_DUMPS}: something else calls os.getppid()"
-            )
-        window = _totals(dumps[1][1])
         results: dict[str, Any] = json.loads(results_file.read_text())
+    window = parts[1]
     return window, results
 
 
