@@ -127,17 +127,19 @@ def run_pytest(
     plugin: bool = True,
     profile_to: Path | None = None,
     python: str | None = None,
+    runner: Sequence[str] = ("-m", "pytest"),
 ) -> PytestRun:
     """Run ``python -m pytest -q`` in ``project``; raise BenchError unless every test passed.
 
     With ``profile_to``, pytest runs under cProfile, which writes its statistics there. With
-    ``python``, that interpreter (another virtualenv's) runs it instead of ours.
+    ``python``, that interpreter (another virtualenv's) runs it instead of ours. ``runner``
+    replaces ``-m pytest``: a script that runs pytest with the arguments it is given.
     """
     results_file = project / f".results-{uuid.uuid4().hex}.json"
     command = [python or sys.executable]
     if profile_to is not None:
         command += ["-m", "cProfile", "-o", str(profile_to)]
-    command += ["-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    command += [*runner, "-q", "-p", "no:cacheprovider"]
     if not plugin:
         command += ["-p", "no:sqlaperf"]
     command += list(args)

@@ -2,6 +2,7 @@
 
 The benchmarks that need virtualenvs from PyPI (other plugins, pytest-postgresql) are left out:
 making them takes minutes. The instruction counts need valgrind and are checked where it is.
+The bytecode count (python -m bench.bytecodes) runs with 1 and 2 tests.
 """
 
 from __future__ import annotations
@@ -116,6 +117,20 @@ def test_quick_benchmark_writes_json_and_markdown(tmp_path: Path) -> None:
             > (per_statement["core"]["none"]["instructions"])
         )
 
+    workload = results["workload_instructions"]
+    if shutil.which("valgrind") is None:
+        assert workload == {"skipped": "valgrind is not on PATH"}
+    else:
+        per_test = workload["per_test"]["ours"]["sync"]
+        assert set(per_test) == {"without", "n_plus_one"}
+        # A workload test (24 statements) takes tens of millions of instructions; the plugin's
+        # recording and N+1 check add to them.
+        assert 10**6 < per_test["without"] < per_test["n_plus_one"] < 10**9
+        rows = [
+            row for row in results["verdicts"] if "instructions per workload test" in row["measure"]
+        ]
+        assert [row["unit"] for row in rows] == ["percent"]
+
     markdown = (tmp_path / "benchmarks.md").read_text()
     for heading in (
         "## Targets",
@@ -143,3 +158,21 @@ def test_quick_benchmark_writes_json_and_markdown(tmp_path: Path) -> None:
     assert "| Memory growth over 200 tests" in markdown
     if shutil.which("valgrind") is not None:
         assert "| Core `connection.execute(text('SELECT 1')).scalar_one()` | recorder |" in markdown
+        assert "## Capture overhead in client instructions per workload test" in markdown
+        assert "| pytest-sqlaperf | sync | N+1 detection, EXPLAIN off |" in markdown
+
+
+def test_bytecode_count_names_the_plugins_functions() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.bytecodes", "--n1", "1", "--n2", "2", "--top", "15"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    first, *rows = completed.stdout.splitlines()
+    assert first.startswith("sync workload, n_plus_one: "), first
+    # the listener records every statement: it is among the functions that add the most
+    assert any("pytest_sqlaperf/capture/listeners.py" in row for row in rows), rows
