@@ -324,10 +324,12 @@ WORKLOAD_METHOD = (
     "counters (`--dump-before={marker}`): the window holds the N measured tests only (no "
     "start-up, collection, session set-up or terminal summary). Instructions per test = the "
     "window's count / N; the overhead is a variant's count over the count without a plugin in "
-    "the same virtualenv. `PYTHONHASHSEED=0`; the garbage collector runs as usual, so where "
-    "its collections fall in the window moves a figure by a few tenths of a point between "
-    "runs of the same code. The count is the same on a busy machine and on an idle one, "
-    "which wall-clock ratios on this shared machine are not."
+    "the same virtualenv. `PYTHONHASHSEED=0`; the garbage collector runs as usual, so how many "
+    "of its (costly, full) collections fall in the window moves a variant's count by up to "
+    "about 1 % between runs of the same code, and an overhead figure by up to about a point: "
+    "read differences below that as even. The count does not depend on the machine's load, "
+    "which wall-clock ratios on this shared machine do (identical timed runs spread by more "
+    "than the 5 % target)."
 )
 WORKLOAD_TIMEOUT = 1800.0
 # Numbered dumps of a workload run: start -> window start, then the window (the rest, to the
