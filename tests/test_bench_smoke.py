@@ -40,25 +40,30 @@ def _numbers(value: Any) -> list[float]:
     return []
 
 
-def test_quick_benchmark_writes_json_and_markdown(tmp_path: Path) -> None:
+def _bench(module: str, *args: str, timeout: float) -> str:
+    """Run ``python -m <module> <args>`` from the repository; its output, once it succeeded."""
     completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--quick",
-            "--no-competitors",
-            "--no-pytest-postgresql",
-            "--output",
-            str(tmp_path),
-        ],
+        [sys.executable, "-m", module, *args],
         cwd=REPOSITORY,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
+    return completed.stdout
+
+
+def test_quick_benchmark_writes_json_and_markdown(tmp_path: Path) -> None:
+    _bench(
+        "bench",
+        "--quick",
+        "--no-competitors",
+        "--no-pytest-postgresql",
+        "--output",
+        str(tmp_path),
+        timeout=600,
+    )
 
     results = json.loads((tmp_path / "benchmarks.json").read_text())
     assert results["quick"] is True
@@ -163,16 +168,8 @@ def test_quick_benchmark_writes_json_and_markdown(tmp_path: Path) -> None:
 
 
 def test_bytecode_count_names_the_plugins_functions() -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.bytecodes", "--n1", "1", "--n2", "2", "--top", "15"],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    first, *rows = completed.stdout.splitlines()
+    output = _bench("bench.bytecodes", "--n1", "1", "--n2", "2", "--top", "15", timeout=300)
+    first, *rows = output.splitlines()
     assert first.startswith("sync workload, n_plus_one: "), first
     # the listener records every statement: it is among the functions that add the most
     assert any("pytest_sqlaperf/capture/listeners.py" in row for row in rows), rows
