@@ -12,17 +12,18 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
-from operator import attrgetter
 from typing import Any, TypedDict, overload
 
-from .capture.querylog import KINDS, CallSite, QueryLog
+from .capture.querylog import (
+    CallSite,
+    QueryLog,
+    call_site_of,
+    duration_of,
+    fingerprint_of,
+)
 from .checks.findings import Finding
 
 RECORD_VERSION = 1
-_DURATION = attrgetter("duration")
-_KIND = attrgetter("kind")
-_FINGERPRINT = attrgetter("fingerprint")
-_CALL_SITE = attrgetter("call_site")
 RECORD_ATTRIBUTE = "sqlaperf"
 """The TestReport attribute that carries a call report's record: a :class:`StoredRecord` in the
 process that ran the test, its JSON text (:func:`encode_record`) once it left an xdist worker.
@@ -213,15 +214,11 @@ class RecordStore(Sequence[TestRecord]):
         parameters). Keep it with :meth:`add`; :meth:`expand` reads it."""
         # Runs once per test over each of its statements: the per-statement work is done by
         # map, Counter and dict.fromkeys (in C); Python loops only over distinct shapes and sites.
-        statements = log.statements
-        duration = sum(filter(None, map(_DURATION, statements)), 0.0)  # None: it failed
-        kinds = list(map(_KIND, statements))
-        if "tcl" in kinds and not log.count_transaction_control:
-            statements = [s for s in statements if s.kind != "tcl"]
-            kinds = list(map(_KIND, statements))
+        duration = sum(filter(None, map(duration_of, log.statements)), 0.0)  # None: it failed
+        statements = log.counted
         count = len(statements)
-        by_kind = Counter(kinds)
-        fingerprints = list(map(_FINGERPRINT, statements))
+        by_kind = log.count_by_kind()
+        fingerprints = list(map(fingerprint_of, statements))
         counts = Counter(fingerprints)
         shapes = self._shapes
         for fingerprint in counts.keys() - shapes.keys():
@@ -229,7 +226,7 @@ class RecordStore(Sequence[TestRecord]):
             shapes[fingerprint] = (first.display_sql, first.kind)
         site_of = self._site_map(rootdir).__getitem__
         # (fingerprint, call site) pairs, distinct, in order of first appearance
-        sites = map(site_of, map(_CALL_SITE, statements))
+        sites = map(site_of, map(call_site_of, statements))
         at = dict.fromkeys(zip(fingerprints, sites, strict=True))
         intern = self._intern
         return (
@@ -237,7 +234,7 @@ class RecordStore(Sequence[TestRecord]):
             nodeid,
             outcome,
             count,
-            intern(tuple((kind, by_kind[kind]) for kind in KINDS if kind in by_kind)),
+            intern(tuple((kind, n) for kind, n in by_kind.items() if n)),
             intern((intern(tuple(counts.items())), intern(tuple(at)))),
             budget,
             violation,

@@ -9,10 +9,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, repeat
-from operator import attrgetter, is_
+from operator import is_
 
 from ..capture.ormloads import OrmLoad
-from ..capture.querylog import CallSite, Statement
+from ..capture.querylog import CallSite, Statement, call_site_of, fingerprint_of, orm_load_of
 from .findings import Finding
 from .mapping import entity_for_table
 
@@ -22,10 +22,6 @@ KINDS = ("n_plus_one", "lazy_load", "repeated", "duplicate", "n_plus_one_write")
 DEFAULT_THRESHOLD = 3
 """Repetitions from one call site that make an N+1. Two is what a page of a listing fetched twice,
 an endpoint called twice in a test or a pair of health checks look like; three is a loop."""
-
-_FINGERPRINT = attrgetter("fingerprint")
-_CALL_SITE = attrgetter("call_site")
-_ORM_LOAD = attrgetter("orm_load")
 
 _WHERE_EQUALS = re.compile(r"WHERE ([\w.\"]+) = \?")
 _TABLE = {
@@ -254,7 +250,7 @@ def _statement_findings(
     findings: list[Finding] = []
     # Most tests repeat nothing: count the (shape, call site) keys in C first, and group only
     # the statements of the keys that repeat enough.
-    keys = list(zip(map(_FINGERPRINT, statements), map(_CALL_SITE, statements), strict=True))
+    keys = list(zip(map(fingerprint_of, statements), map(call_site_of, statements), strict=True))
     counts = Counter(keys)
     if max(counts.values(), default=0) < options.threshold:
         return findings
@@ -314,7 +310,7 @@ def check(statements: Sequence[Statement], options: Options) -> list[Finding]:
     """The N+1 findings among a test's counted statements (call phase only), most costly first."""
     if not statements:
         return []
-    loads = list(map(_ORM_LOAD, statements))
+    loads = list(map(orm_load_of, statements))
     if loads.count(None) == len(loads):  # no ORM loads (the partition below, skipped)
         orm_loads, plain = [], statements
     else:
