@@ -164,3 +164,85 @@ def test_capture_leaves_sqlalchemy_behaviour_alone(project: pytest.Pytester) -> 
         """
     )
     project.runpytest().assert_outcomes(passed=1)
+
+
+def test_frames_the_call_site_walk_skips_are_sqlalchemys(project: pytest.Pytester) -> None:
+    """The walk starts a fixed number of frames above the listener (listeners._FIRST_FRAME):
+    on every path that runs a statement, sync and async, the frames it does not look at are
+    SQLAlchemy's, so no user frame is passed over."""
+    project.makepyfile(
+        test_frames="""
+        import os
+        import sys
+
+        import pytest
+        import sqlalchemy
+        from sqlalchemy import Sequence, func, insert, select, text
+        from sqlalchemy.orm import Session, selectinload
+
+        from models import Author, Book
+        from pytest_sqlaperf.capture import listeners
+
+        SQLALCHEMY = os.path.dirname(sqlalchemy.__file__) + os.sep
+        ours = os.path.dirname(listeners.__file__) + os.sep
+        seen, passed_over = [], []
+
+        @pytest.fixture(autouse=True)
+        def checked(monkeypatch):
+            def getframe(depth):
+                # this function is one frame more: run is its caller (1)
+                for above in range(2, depth + 1):
+                    try:
+                        code = sys._getframe(above).f_code
+                    except ValueError:  # a greenlet's stack, shallower than depth
+                        break
+                    if not code.co_filename.startswith((SQLALCHEMY, ours)):
+                        passed_over.append((depth, above - 1, code.co_filename, code.co_name))
+                seen.append(depth)
+                return sys._getframe(depth + 1)
+
+            monkeypatch.setattr(listeners, "_getframe", getframe)
+            seen.clear()
+
+        def run_sync_paths(connection, session):
+            connection.execute(text("SELECT 1"))
+            connection.execute(select(func.now()))
+            connection.scalar(func.count(Author.id))
+            connection.exec_driver_sql("SELECT 2")
+            connection.execution_options(no_parameters=True).exec_driver_sql("SELECT 3")
+            connection.execute(Sequence("frames_seq"))  # _execute_default
+            connection.execute(insert(Author), [{"name": "a"}, {"name": "b"}])  # executemany
+            session.add_all([Author(name=f"x{i}", books=[Book(title="t")]) for i in range(3)])
+            session.flush()  # insertmanyvalues
+            session.expunge_all()
+            for author in session.scalars(select(Author)):
+                author.books  # lazy loads
+            session.scalars(select(Author).options(selectinload(Author.books))).all()
+            session.get(Author, 1)
+            session.commit()
+
+        def test_sync(sqlaperf_engine, sqlaperf):
+            with sqlaperf_engine.connect() as connection:
+                connection.exec_driver_sql("CREATE SEQUENCE IF NOT EXISTS frames_seq")
+                with Session(bind=connection) as session:
+                    run_sync_paths(connection, session)
+                connection.rollback()
+            assert len(seen) >= 15 and len(seen) == len(sqlaperf.log.statements)
+            assert passed_over == [], "; ".join(map(str, passed_over))
+
+        @pytest.mark.asyncio
+        async def test_async(sqlaperf_async_session, sqlaperf):
+            sqlaperf_async_session.add_all([Author(name="a", books=[Book(title="t")])])
+            await sqlaperf_async_session.flush()
+            sqlaperf_async_session.expunge_all()
+            authors = (await sqlaperf_async_session.scalars(select(Author))).all()
+            await sqlaperf_async_session.run_sync(lambda s: authors[0].books)  # lazy load
+            await sqlaperf_async_session.execute(text("SELECT 1"))
+            connection = await sqlaperf_async_session.connection()
+            await connection.exec_driver_sql("SELECT 2")
+            await sqlaperf_async_session.run_sync(lambda s: s.get(Author, authors[0].id))
+            assert len(seen) >= 6 and len(seen) == len(sqlaperf.log.statements)
+            assert passed_over == [], "; ".join(map(str, passed_over))
+        """
+    )
+    project.runpytest("-o", "sqlaperf_n_plus_one=warn").assert_outcomes(passed=2)

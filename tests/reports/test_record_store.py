@@ -69,9 +69,16 @@ def test_a_record_made_from_a_log_reads_back_as_dicts() -> None:
     ):
         shape = shape_of(sql)
         statement = Statement(
-            sql, shape.display_sql, shape.fingerprint, shape.kind, None, 1, call_site
+            sql,
+            shape.display_sql,
+            shape.fingerprint,
+            shape.kind,
+            None,
+            1,
+            call_site,
+            None,
+            duration,
         )
-        statement.duration = duration
         log.append(statement)
     store = RecordStore()
     facts = {"method": "custom", "shape": ["Seq Scan on t"], "indexes": [], "findings": []}

@@ -62,9 +62,12 @@ class CallSiteFinder:
     def __init__(self) -> None:
         self._prefixes = _skipped_prefixes()
         self._stdlib, self._site_packages = _standard_library()
-        self._skipped: set[str] = set()
-        self._user: set[str] = set()
-        self._sites: dict[tuple[str, int, int], CallSite] = {}
+        # Read by the recorder's listener, which inlines the usual case of find().
+        self.skipped: set[str] = set()
+        """Files known not to be user code."""
+        self.user: set[str] = set()
+        """Files known to be user code."""
+        self.sites: dict[tuple[str, int, int], CallSite] = {}
         """Per (file, first line of the code, instruction offset): its call site."""
 
     def _judge(self, filename: str) -> bool:
@@ -72,11 +75,11 @@ class CallSiteFinder:
         path = os.path.abspath(filename)
         in_stdlib = path.startswith(self._stdlib) and not path.startswith(self._site_packages)
         user = not (filename.startswith("<") or in_stdlib or path.startswith(self._prefixes))
-        (self._user if user else self._skipped).add(filename)
+        (self.user if user else self.skipped).add(filename)
         return user
 
     def find(self, frame: FrameType | None) -> CallSite | None:
-        skipped = self._skipped
+        skipped = self.skipped
         current = None
         while True:
             try:
@@ -85,7 +88,7 @@ class CallSiteFinder:
                     while frame.f_code.co_filename in skipped:  # type: ignore[union-attr]
                         frame = frame.f_back  # type: ignore[union-attr]
                     code = frame.f_code  # type: ignore[union-attr]
-                    if code.co_filename in self._user or self._judge(code.co_filename):
+                    if code.co_filename in self.user or self._judge(code.co_filename):
                         break
             except AttributeError:  # frame is None: the bottom of this stack
                 frame = None
@@ -94,9 +97,9 @@ class CallSiteFinder:
                 # from its start (thousands of instructions in a long test), and shared
                 # CallSites are fewer objects for the garbage collector to follow.
                 key = (code.co_filename, code.co_firstlineno, frame.f_lasti)
-                site = self._sites.get(key)
+                site = self.sites.get(key)
                 if site is None:
-                    site = self._sites[key] = CallSite(
+                    site = self.sites[key] = CallSite(
                         code.co_filename, frame.f_lineno, code.co_name
                     )
                 return site

@@ -27,6 +27,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import Dialect, ExecuteStyle
 from sqlalchemy.orm import Mapper
 
+try:  # what SQLAlchemy's dispatch holds for an event with class-level listeners only
+    from sqlalchemy.event.attr import _EmptyListener
+except ImportError:  # pragma: no cover - a SQLAlchemy without it: every statement checks them all
+
+    class _EmptyListener:  # type: ignore[no-redef]
+        parent_listeners: Any = ()
+
+
 from . import ormloads
 from .callsite import CallSiteFinder
 from .fingerprint import shape_of
@@ -132,6 +140,20 @@ def _set_current() -> None:
 
 _NO_PARAMETERS: Any = object()
 
+_FIRST_FRAME = 4
+"""Frames from ``run`` to the first the call-site walk looks at: the ones between are always
+SQLAlchemy's. ``run`` (0) is called by ``Connection._exec_single_context`` or
+``_exec_insertmany_context`` (1) or ``_cursor_execute`` (1), called by ``_execute_context``
+(2) or ``DefaultExecutionContext._execute_scalar`` (2), called by one of Connection's private
+``_execute_*`` / ``_exec_driver_sql`` methods or ``_exec_default`` (3), called by SQLAlchemy's
+``_execute_on_connection``, ``exec_driver_sql`` or ``_execute_default`` (4). Only code that
+calls SQLAlchemy's private methods itself could be skipped; its caller is then the call site.
+``tests/plugin/test_capture.py`` checks the frames skipped are SQLAlchemy's on every path."""
+
+_getframe = sys._getframe
+_new_statement = tuple.__new__
+"""``tuple.__new__(Statement, values)``: a Statement without a Python-level constructor."""
+
 
 def _listener(name: str) -> Callable[..., bool]:
     """The listener of one of the dialect's execute events: it records the statement, runs it
@@ -143,13 +165,14 @@ def _listener(name: str) -> Callable[..., bool]:
     has parameters, whether they are many) bound in: the listener runs for every statement.
     """
     executemany = name == "do_executemany"
+    # do_execute_no_params has a wrapper of its own (below) between SQLAlchemy and run
+    first_frame = _FIRST_FRAME + (name == "do_execute_no_params")
     listener: Callable[..., bool]
 
     def run(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
         # Runs for every statement of every test, measured with callgrind and a bytecode count
-        # (docs/benchmarks.md): hence one flat function, local names, no keyword arguments.
-        if context is None:  # SQLAlchemy always passes one; nothing to run the statement with
-            raise RuntimeError(f"pytest-sqlaperf: {name} called without an execution context")
+        # (docs/benchmarks.md): hence one flat function, local names, no keyword arguments, and
+        # the call-site walk's usual case inlined.
         if parameters is _NO_PARAMETERS:
             arguments: tuple[Any, ...] = (cursor, statement, context)
             parameters = None
@@ -160,11 +183,34 @@ def _listener(name: str) -> Callable[..., bool]:
             recorder is None
             or not recorder._active
             # not the dialect's own first-connect queries (server version, schema, settings):
-            # they run on a connection SQLAlchemy makes without autobegin and engine events
+            # they run on a connection SQLAlchemy makes without autobegin and engine events.
+            # (SQLAlchemy always passes a context: None fails here, as it would in the dialect.)
             or not context.root_connection._allow_autobegin
         ):
             _execute(name, listener, context.dialect, arguments)
             return True
+        # The call site: the first frame, from the statement outwards, of a file that is not
+        # SQLAlchemy's, ours or the standard library's. The walk starts past the frames that
+        # are always SQLAlchemy's (see _FIRST_FRAME); each frame it steps through costs a frame
+        # object, so it is one set-membership test per frame.
+        callsites = recorder._callsites
+        skipped = callsites.skipped
+        try:
+            frame: Any = _getframe(first_frame)
+            while frame.f_code.co_filename in skipped:
+                frame = frame.f_back
+            code = frame.f_code
+            site = (
+                callsites.sites.get((code.co_filename, code.co_firstlineno, frame.f_lasti))
+                if code.co_filename in callsites.user
+                else None
+            )
+        except (AttributeError, ValueError):
+            # the bottom of this stack (a greenlet's, inside AsyncSession and AsyncConnection,
+            # can be shallower than _FIRST_FRAME): the user's frame is in another greenlet
+            frame = site = None
+        if site is None:  # a file or a line not seen before, or the bottom of the stack
+            site = callsites.find(frame)
         shape = shape_of(statement)
         if executemany:
             rows = len(parameters)
@@ -172,34 +218,39 @@ def _listener(name: str) -> Callable[..., bool]:
             rows = _insertmanyvalues_rows(context, parameters)
         else:
             rows = 1
-        record = Statement(
-            statement,
-            shape.display_sql,
-            shape.fingerprint,
-            shape.kind,
-            parameters,
-            rows,
-            # The walk starts past this frame and the two above it, never user code: the one
-            # calling the listeners (Connection._exec_single_context, say) and its caller
-            # (_execute_context) are SQLAlchemy's, and so are the listener's wrapper and the
-            # caller for do_execute_no_params.
-            recorder._callsites.find(sys._getframe(3)),
+        orm_load = (
             ormloads.from_context(context, recorder._loaded_by)
             if "_sa_orm_load_options" in context.execution_options
-            else None,
+            else None
         )
+        dialect = context.dialect
+        listeners = getattr(dialect.dispatch, name)
+        started = perf_counter()
+        try:
+            # ours is the only listener (the usual case): the dialect runs the statement
+            if type(listeners) is _EmptyListener and len(listeners.parent_listeners) == 1:
+                getattr(dialect, name)(*arguments)
+            else:
+                _execute(name, listener, dialect, arguments)
+        except BaseException:
+            record = _new_statement(
+                Statement,
+                (statement, shape.display_sql, shape.fingerprint, shape.kind, parameters, rows,
+                 site, orm_load, None, None),
+            )  # fmt: skip
+            for log in recorder._active:
+                log.statements.append(record)
+            raise
+        duration = perf_counter() - started
+        rowcount = getattr(cursor, "rowcount", -1)
+        record = _new_statement(
+            Statement,
+            (statement, shape.display_sql, shape.fingerprint, shape.kind, parameters, rows, site,
+             orm_load, duration, rowcount if type(rowcount) is int and rowcount >= 0 else None),
+        )  # fmt: skip
         recorder._thread.statement = record  # what the ORM loads next, in this thread, came from it
         for log in recorder._active:
             log.statements.append(record)
-        dialect = context.dialect
-        started = perf_counter()
-        if len(getattr(dialect.dispatch, name)) > 1:
-            _execute(name, listener, dialect, arguments)
-        else:  # ours is the only listener (the usual case): the dialect runs it
-            getattr(dialect, name)(*arguments)
-        record.duration = perf_counter() - started
-        rowcount = getattr(cursor, "rowcount", -1)
-        record.rowcount = rowcount if type(rowcount) is int and rowcount >= 0 else None
         after = recorder.after_statement
         if after is not None:
             after(record, context.root_connection, cursor, context)

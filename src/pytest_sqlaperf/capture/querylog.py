@@ -45,51 +45,41 @@ class CallSite(NamedTuple):
         return f"{self.relative_path}:{self.line} in {self.function}"
 
 
-class Statement:
+class _StatementFields(NamedTuple):
+    """Statement's fields (a subclass of a NamedTuple class can change how it compares)."""
+
+    sql: str
+    display_sql: str
+    fingerprint: str
+    kind: str
+    parameters: Any
+    executemany_rows: int
+    call_site: CallSite | None
+    orm_load: OrmLoad | None = None
+    duration: float | None = None
+    rowcount: int | None = None
+
+
+class Statement(_StatementFields):
     """One statement sent to the database.
 
     ``parameters`` are kept in memory only (for EXPLAIN and ``-v`` output) and are never written to
-    files unless the user asks. ``duration`` and ``rowcount`` are filled in after execution and stay
-    ``None`` when the statement failed.
+    files unless the user asks. ``duration`` and ``rowcount`` stay ``None`` when the statement
+    failed.
 
-    A plain class with ``__slots__`` and a positional constructor: one is made for every statement
-    the database sees, and a dataclass's keyword-and-defaults ``__init__`` cost several times more.
+    A named tuple, made once the statement has run, with all its fields: the recorder builds one
+    for every statement the database sees, and ``tuple.__new__`` with the ten values costs a
+    fraction of a Python ``__init__`` setting ten slots (callgrind, docs/benchmarks.md). Two
+    statements are equal only when they are the same statement: two runs of the same SQL with the
+    same values from the same line are two statements (``list.index`` must find the right one).
     """
 
-    __slots__ = (
-        "call_site",
-        "display_sql",
-        "duration",
-        "executemany_rows",
-        "fingerprint",
-        "kind",
-        "orm_load",
-        "parameters",
-        "rowcount",
-        "sql",
-    )
+    __slots__ = ()
 
-    def __init__(
-        self,
-        sql: str,
-        display_sql: str,
-        fingerprint: str,
-        kind: str,
-        parameters: Any,
-        executemany_rows: int,
-        call_site: CallSite | None,
-        orm_load: OrmLoad | None = None,
-    ) -> None:
-        self.sql = sql
-        self.display_sql = display_sql
-        self.fingerprint = fingerprint
-        self.kind = kind
-        self.parameters = parameters
-        self.executemany_rows = executemany_rows
-        self.call_site = call_site
-        self.orm_load = orm_load
-        self.duration: float | None = None
-        self.rowcount: int | None = None
+    # identity, compared in C (list.index and ``in`` over a test's statements)
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
 
     @property
     def lazy_load(self) -> str | None:

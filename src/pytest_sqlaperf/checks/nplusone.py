@@ -203,7 +203,8 @@ def _is_batch(group: Sequence[Statement]) -> bool:
 def _source_of(group: Sequence[Statement], counted: Sequence[Statement]) -> Statement | None:
     """The nearest earlier statement from another call site: the query whose rows drive the loop."""
     first_index = counted.index(group[0])
-    for statement in reversed(counted[:first_index]):
+    for index in range(first_index - 1, -1, -1):
+        statement = counted[index]
         if statement.call_site != group[0].call_site and statement.kind == "select":
             return statement
     return None
