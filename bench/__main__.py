@@ -50,6 +50,7 @@ class Sizes:
     instruction_repeat: bool  # count the run without the plugin twice, to show it repeats
     workload_instruction_tests: int  # the workload under callgrind: tests in the window
     workload_instruction_full: bool  # every variant, async too, and the other tools
+    workload_instruction_seeds: tuple[str, ...]  # PYTHONHASHSEED values of our main variants
 
 
 FULL = Sizes(
@@ -70,6 +71,7 @@ FULL = Sizes(
     instruction_repeat=True,
     workload_instruction_tests=60,
     workload_instruction_full=True,
+    workload_instruction_seeds=("0", "1", "2"),
 )
 QUICK = Sizes(
     startup_samples=3,
@@ -89,6 +91,7 @@ QUICK = Sizes(
     instruction_repeat=False,
     workload_instruction_tests=2,
     workload_instruction_full=False,
+    workload_instruction_seeds=("0",),
 )
 
 # The virtualenvs of the compared tools: kept between runs (making them takes minutes).
@@ -313,6 +316,7 @@ def _workload_instructions(
         ours,
         tools,
         drivers=("sync", "async") if full else ("sync",),
+        seeds=sizes.workload_instruction_seeds,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -324,12 +325,21 @@ WORKLOAD_METHOD = (
     "counters (`--dump-before={marker}`): the window holds the N measured tests only (no "
     "start-up, collection, session set-up or terminal summary). Instructions per test = the "
     "window's count / N; the overhead is a variant's count over the count without a plugin in "
-    "the same virtualenv. `PYTHONHASHSEED=0`; the garbage collector runs as usual, so how many "
-    "of its (costly, full) collections fall in the window moves a variant's count by up to "
-    "about 1 % between runs of the same code, and an overhead figure by up to about a point: "
-    "read differences below that as even. The count does not depend on the machine's load, "
-    "which wall-clock ratios on this shared machine do (identical timed runs spread by more "
-    "than the 5 % target)."
+    "the same virtualenv. The count does not depend on the machine's load, but it does depend "
+    "on where the interpreter's data land, which any change to the process moves: which "
+    "attribute lookups collide in CPython's 4,096-entry type-attribute cache, how long the "
+    "probe chains of string-keyed dicts are, and whether a test's peak of live objects crosses "
+    "the garbage collector's threshold (700), which adds a collection to every test at once. "
+    "Loading the plugin moves all three, so one run per variant is one draw of that layout: "
+    "with identical code, PYTHONHASHSEED alone moves our overhead by points (the per-seed "
+    "figures are in the table), while the Python bytecodes the plugin adds per test do not "
+    "change with the seed (`python -m bench.bytecodes`). So our variants without the plugin, "
+    "recording only and with N+1 detection run once per seed ({seeds}): their overhead is "
+    "the mean of the per-seed overheads (each "
+    "against the run without the plugin with the same seed), with the range beside it; the "
+    "default checks and the other tools run with the first seed only. Timed runs draw a new "
+    "layout every run (address-space randomisation, a random hash seed), which is part of "
+    "why their ratios spread so widely."
 )
 WORKLOAD_TIMEOUT = 1800.0
 # Numbered dumps of a workload run: start -> window start, then the window (the rest, to the
@@ -343,6 +353,7 @@ def _run_workload(
     environment: dict[str, str],
     python: str,
     label: str,
+    seed: str,
 ) -> tuple[int, dict[str, Any]]:
     """One pytest run of the workload under callgrind: the window's instructions, its results."""
     with tempfile.TemporaryDirectory(prefix="workload-results-") as temporary:
@@ -354,10 +365,10 @@ def _run_workload(
                 **environment,
                 "BENCH_CALLGRIND_MARKS": "1",
                 "BENCH_RESULTS_FILE": str(results_file),
-                "PYTHONHASHSEED": "0",
+                "PYTHONHASHSEED": seed,
             },
             dumps=WORKLOAD_DUMPS,
-            label=f"the workload ({label})",
+            label=f"the workload ({label}, PYTHONHASHSEED={seed})",
             timeout=WORKLOAD_TIMEOUT,
         )
         results: dict[str, Any] = json.loads(results_file.read_text())
@@ -375,6 +386,16 @@ class ToolRuns(NamedTuple):
     asynchronous: bool  # whether it records async code (else the sync suite only)
 
 
+class _Job(NamedTuple):
+    who: str  # "ours" or the tool
+    variant: str
+    driver: str
+    project: Path
+    args: list[str]
+    python: str  # "" for ours (this interpreter)
+    seed: str
+
+
 def measure_workload(
     workdir: Path,
     environment: dict[str, str],
@@ -382,58 +403,90 @@ def measure_workload(
     ours: dict[str, tuple[bool, tuple[str, ...]]],
     tools: dict[str, ToolRuns],
     drivers: Sequence[str] = ("sync", "async"),
+    seeds: Sequence[str] = ("0",),
+    seeded_variants: Sequence[str] = ("without", "capture_only", "n_plus_one"),
 ) -> dict[str, Any]:
     """Instructions per workload test, sync and async, for each variant of ours and each tool.
 
-    ``ours``: variant -> (plugin loaded, pytest arguments of its runs).
+    ``ours``: variant -> (plugin loaded, pytest arguments of its runs). Our ``seeded_variants``
+    run once per hash seed in ``seeds``, everything else with the first seed only; a variant's
+    count is the mean over its seeds, its overhead the mean of the per-seed overheads (each
+    over the run without the plugin with the same seed), with the range beside it.
     """
     reason = available()
     if reason is not None:
         return {"skipped": reason}
     from bench.projects import workload_project
 
-    jobs: list[tuple[str, str, str, Path, list[str], str]] = []  # who, variant, driver, ...
+    jobs: list[_Job] = []
     ours_project = write_project(workdir / "workload-ours", workload_project(tests, 10))
     for driver in drivers:
         module = f"test_{driver}_workload.py"
         for variant, (plugin, args) in ours.items():
             extra = [] if plugin else ["-p", "no:sqlaperf"]
-            jobs.append(("ours", variant, driver, ours_project, [*extra, module, *args], ""))
+            for seed in seeds if variant in seeded_variants else seeds[:1]:
+                arguments = [*extra, module, *args]
+                jobs.append(_Job("ours", variant, driver, ours_project, arguments, "", seed))
     for tool, spec in tools.items():
         project = write_project(workdir / f"workload-{tool}", spec.files)
         for driver in drivers if spec.asynchronous else [d for d in drivers if d == "sync"]:
             module = f"test_{driver}_workload.py"
             without = ["-p", f"no:{spec.plugin}", module]
-            jobs.append((tool, "without", driver, project, without, spec.python))
-            jobs.append((tool, "with", driver, project, [module, *spec.args], spec.python))
+            jobs.append(_Job(tool, "without", driver, project, without, spec.python, seeds[0]))
+            jobs.append(
+                _Job(tool, "with", driver, project, [module, *spec.args], spec.python, seeds[0])
+            )
 
-    def run(job: tuple[str, str, str, Path, list[str], str]) -> tuple[int, dict[str, Any]]:
-        who, variant, driver, project, args, python = job
+    def run(job: _Job) -> tuple[int, dict[str, Any]]:
         return _run_workload(
-            project, args, environment, python or sys.executable, f"{who} {variant} {driver}"
+            job.project,
+            job.args,
+            environment,
+            job.python or sys.executable,
+            f"{job.who} {job.variant} {job.driver}",
+            job.seed,
         )
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         finished = list(pool.map(run, jobs))
-    per_test: dict[str, dict[str, dict[str, float]]] = {}
-    for (who, variant, driver, _, _, _), (window, results) in zip(jobs, finished, strict=True):
-        if who == "ours" and ours[variant][0] and not results.get("plugin_statements"):
-            raise BenchError(f"the plugin recorded nothing in the {variant} {driver} run")
-        if who != "ours" and variant == "with" and not results.get("tool_statements"):
-            raise BenchError(f"{who} counted no statement in its {driver} run")
-        per_test.setdefault(who, {}).setdefault(driver, {})[variant] = window / tests
+    # who -> driver -> variant -> seed -> instructions per test
+    by_seed: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    for job, (window, results) in zip(jobs, finished, strict=True):
+        if job.who == "ours" and ours[job.variant][0] and not results.get("plugin_statements"):
+            raise BenchError(f"the plugin recorded nothing in the {job.variant} {job.driver} run")
+        if job.who != "ours" and job.variant == "with" and not results.get("tool_statements"):
+            raise BenchError(f"{job.who} counted no statement in its {job.driver} run")
+        by_who = by_seed.setdefault(job.who, {}).setdefault(job.driver, {})
+        by_who.setdefault(job.variant, {})[job.seed] = window / tests
+    per_test = {
+        who: {
+            driver: {variant: statistics.fmean(counts.values()) for variant, counts in v.items()}
+            for driver, v in drivers_.items()
+        }
+        for who, drivers_ in by_seed.items()
+    }
     summary: dict[str, dict[str, dict[str, float]]] = {}
-    for who, by_driver in per_test.items():
+    ranges: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for who, by_driver in by_seed.items():
         for driver, variants in by_driver.items():
             base = variants["without"]
-            summary.setdefault(who, {})[driver] = {
-                variant: (count / base - 1) * 100
-                for variant, count in variants.items()
-                if variant != "without"
-            }
+            for variant, counts in variants.items():
+                if variant == "without":
+                    continue
+                overheads = [(count / base[seed] - 1) * 100 for seed, count in counts.items()]
+                summary.setdefault(who, {}).setdefault(driver, {})[variant] = statistics.fmean(
+                    overheads
+                )
+                ranges.setdefault(who, {}).setdefault(driver, {})[variant] = [
+                    min(overheads),
+                    max(overheads),
+                ]
     return {
-        "method": WORKLOAD_METHOD.format(marker=MARKER_SYMBOL),
+        "method": WORKLOAD_METHOD.format(marker=MARKER_SYMBOL, seeds=", ".join(seeds)),
         "tests": tests,
+        "seeds": list(seeds),
+        "seeded_variants": list(seeded_variants),
         "per_test": per_test,
-        "summary": {"overhead_percent": summary},
+        "per_seed": by_seed,
+        "summary": {"overhead_percent": summary, "overhead_range_percent": ranges},
     }

@@ -12,6 +12,7 @@ TARGETS = {
     "capture_overhead_ratio": 1.05,
     "explain_ms": 2.0,
     "memory_growth_mb": 50.0,
+    "statement_cost_us": 5.0,
 }
 
 # Our variants in the comparison with other plugins: (label, what is turned on).
@@ -128,6 +129,18 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
             "limit": TARGETS["explain_ms"],
         }
     )
+    loops = results["statement_cost"]["summary"]["loops"]
+    for loop, label in (("core", "a Core `SELECT 1`"), ("orm", "an ORM select by primary key")):
+        rows.append(
+            {
+                "measure": f"Added cost per statement, {label} (CPU time, default checks, "
+                "median of paired loops)",
+                "target": f"<= {TARGETS['statement_cost_us']:.0f} µs",
+                "median": loops[loop]["added_us_cpu"]["median"],
+                "unit": "µs",
+                "limit": TARGETS["statement_cost_us"],
+            }
+        )
     memory = results["memory"]
     rows.append(
         {
@@ -188,13 +201,18 @@ def _instruction_verdicts(counted: dict[str, Any], labels: dict[str, str]) -> li
     rows = []
     overhead = counted["summary"]["overhead_percent"]
     limit = (TARGETS["capture_overhead_ratio"] - 1) * 100
+    seeds = counted.get("seeds", ["0"])
+    how = (
+        f"instructions per workload test, mean over {len(seeds)} hash seeds"
+        if len(seeds) > 1
+        else "instructions per workload test"
+    )
     for driver, variants in overhead["ours"].items():
         for variant, variant_label in labels.items():
             if variant in variants:
                 rows.append(
                     {
-                        "measure": f"Capture overhead, {driver}, {variant_label} "
-                        "(instructions per workload test)",
+                        "measure": f"Capture overhead, {driver}, {variant_label} ({how})",
                         "target": f"<= {limit:+.1f} %",
                         "median": variants[variant],
                         "unit": "percent",
@@ -255,6 +273,8 @@ def format_value(row: dict[str, Any]) -> str:
         return _percent(row["median"])
     if row["unit"] == "MB":
         return f"{row['median']:.1f} MB"
+    if row["unit"] == "µs":
+        return f"{row['median']:.1f} µs"
     if row["unit"] == "percent":
         return f"{row['median']:+.1f} %"
     return f"{row['median']:.3f} {row['unit']}"
@@ -699,21 +719,53 @@ def _workload_instructions_section(counted: dict[str, Any]) -> list[str]:
         return [*lines, f"Not measured in this run: {counted['skipped']}."]
     lines += [counted["method"], "", f"N = {counted['tests']} tests in the window.", ""]
     rows = []
+    summary = counted["summary"]
+    per_seed = counted.get("per_seed", {})
     for who, drivers in counted["per_test"].items():
         for driver, variants in drivers.items():
-            base = variants["without"]
             for variant, count in variants.items():
                 label = OUR_VARIANTS.get(variant, (variant,))[0] if who == "ours" else variant
+                seeds = per_seed.get(who, {}).get(driver, {}).get(variant, {})
+                if variant == "without":
+                    overhead = "-"
+                else:
+                    overhead = f"{summary['overhead_percent'][who][driver][variant]:+.1f} %"
+                    low, high = (
+                        summary.get("overhead_range_percent", {})
+                        .get(who, {})
+                        .get(driver, {})
+                        .get(variant, (None, None))
+                    )
+                    if len(seeds) > 1 and low is not None:
+                        overhead += f" ({low:+.1f} % .. {high:+.1f} %)"
                 rows.append(
                     [
                         "pytest-sqlaperf" if who == "ours" else who,
                         driver,
                         label,
-                        f"{count / 1e6:,.2f} M",
-                        "-" if variant == "without" else f"{(count / base - 1) * 100:+.1f} %",
+                        ", ".join(seeds) if seeds else "-",
+                        f"{count / 1e6:,.2f} M"
+                        + (
+                            " ("
+                            + ", ".join(f"{value / 1e6:,.2f}" for value in seeds.values())
+                            + ")"
+                            if len(seeds) > 1
+                            else ""
+                        ),
+                        overhead,
                     ]
                 )
-    lines += _table(["Plugin", "Suite", "Variant", "Instructions per test", "Overhead"], rows)
+    lines += _table(
+        [
+            "Plugin",
+            "Suite",
+            "Variant",
+            "Hash seeds",
+            "Instructions per test (mean; per seed)",
+            "Overhead (mean; range over seeds)",
+        ],
+        rows,
+    )
     return lines
 
 

@@ -221,7 +221,8 @@ class RecordStore(Sequence[TestRecord]):
         fingerprints = list(map(fingerprint_of, statements))
         counts = Counter(fingerprints)
         shapes = self._shapes
-        for fingerprint in counts.keys() - shapes.keys():
+        # (not counts.keys() - shapes.keys(): that walks every shape the run has seen)
+        for fingerprint in [fingerprint for fingerprint in counts if fingerprint not in shapes]:
             first = statements[fingerprints.index(fingerprint)]
             shapes[fingerprint] = (first.display_sql, first.kind)
         site_of = self._site_map(rootdir).__getitem__
