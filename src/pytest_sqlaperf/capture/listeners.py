@@ -225,6 +225,7 @@ def _listener(name: str) -> Callable[..., bool]:
         )
         dialect = context.dialect
         listeners = getattr(dialect.dispatch, name)
+        duration = rowcount = None  # they stay None when the statement fails
         started = perf_counter()
         try:
             # ours is the only listener (the usual case): the dialect runs the statement
@@ -232,25 +233,20 @@ def _listener(name: str) -> Callable[..., bool]:
                 getattr(dialect, name)(*arguments)
             else:
                 _execute(name, listener, dialect, arguments)
-        except BaseException:
+            duration = perf_counter() - started
+            rowcount = getattr(cursor, "rowcount", -1)
+            if type(rowcount) is not int or rowcount < 0:
+                rowcount = None
+        finally:  # recorded, ran or failed
             record = _new_statement(
                 Statement,
                 (statement, shape.display_sql, shape.fingerprint, shape.kind, parameters, rows,
-                 site, orm_load, None, None),
+                 site, orm_load, duration, rowcount),
             )  # fmt: skip
+            # what the ORM loads next, in this thread, came from it
+            recorder._thread.statement = record
             for log in recorder._active:
                 log.statements.append(record)
-            raise
-        duration = perf_counter() - started
-        rowcount = getattr(cursor, "rowcount", -1)
-        record = _new_statement(
-            Statement,
-            (statement, shape.display_sql, shape.fingerprint, shape.kind, parameters, rows, site,
-             orm_load, duration, rowcount if type(rowcount) is int and rowcount >= 0 else None),
-        )  # fmt: skip
-        recorder._thread.statement = record  # what the ORM loads next, in this thread, came from it
-        for log in recorder._active:
-            log.statements.append(record)
         after = recorder.after_statement
         if after is not None:
             after(record, context.root_connection, cursor, context)
