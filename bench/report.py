@@ -201,7 +201,7 @@ def _instruction_verdicts(counted: dict[str, Any], labels: dict[str, str]) -> li
     rows = []
     overhead = counted["summary"]["overhead_percent"]
     limit = (TARGETS["capture_overhead_ratio"] - 1) * 100
-    seeds = counted.get("seeds", ["0"])
+    seeds = counted["seeds"]
     how = (
         f"instructions per workload test, mean over {len(seeds)} hash seeds"
         if len(seeds) > 1
@@ -720,30 +720,24 @@ def _workload_instructions_section(counted: dict[str, Any]) -> list[str]:
     lines += [counted["method"], "", f"N = {counted['tests']} tests in the window.", ""]
     rows = []
     summary = counted["summary"]
-    per_seed = counted.get("per_seed", {})
     for who, drivers in counted["per_test"].items():
         for driver, variants in drivers.items():
             for variant, count in variants.items():
                 label = OUR_VARIANTS.get(variant, (variant,))[0] if who == "ours" else variant
-                seeds = per_seed.get(who, {}).get(driver, {}).get(variant, {})
+                seeds = counted["per_seed"][who][driver][variant]
                 if variant == "without":
                     overhead = "-"
                 else:
                     overhead = f"{summary['overhead_percent'][who][driver][variant]:+.1f} %"
-                    low, high = (
-                        summary.get("overhead_range_percent", {})
-                        .get(who, {})
-                        .get(driver, {})
-                        .get(variant, (None, None))
-                    )
-                    if len(seeds) > 1 and low is not None:
+                    if len(seeds) > 1:
+                        low, high = summary["overhead_range_percent"][who][driver][variant]
                         overhead += f" ({low:+.1f} % .. {high:+.1f} %)"
                 rows.append(
                     [
                         "pytest-sqlaperf" if who == "ours" else who,
                         driver,
                         label,
-                        ", ".join(seeds) if seeds else "-",
+                        ", ".join(seeds),
                         f"{count / 1e6:,.2f} M"
                         + (
                             " ("
