@@ -6,7 +6,8 @@ import pytest
 
 ISOLATION = """
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 from models import Author
 
 @pytest.mark.parametrize("round", [1, 2])
@@ -24,12 +25,39 @@ async def test_async_commit_is_rolled_back(sqlaperf_async_session, round):
     sqlaperf_async_session.add(Author(name="kept?"))
     await sqlaperf_async_session.commit()
     assert await sqlaperf_async_session.scalar(count) == 1
+
+@pytest.mark.parametrize("round", [1, 2])
+def test_rollback_keeps_what_was_committed(sqlaperf_session, round):
+    assert sqlaperf_session.scalar(select(func.count()).select_from(Author)) == 0
+    sqlaperf_session.add(Author(name="committed"))
+    sqlaperf_session.commit()
+    sqlaperf_session.add(Author(name="rolled back"))
+    sqlaperf_session.flush()
+    sqlaperf_session.rollback()
+    assert sqlaperf_session.scalars(select(Author.name)).all() == ["committed"]
+
+@pytest.mark.parametrize("round", [1, 2])
+def test_a_failed_statement_left_as_it_is(sqlaperf_session, round):
+    assert sqlaperf_session.scalar(select(func.count()).select_from(Author)) == 0
+    sqlaperf_session.add(Author(name="before the error"))
+    sqlaperf_session.flush()
+    with pytest.raises(DBAPIError):
+        sqlaperf_session.execute(text("SELECT 1/0"))
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("round", [1, 2])
+async def test_async_failed_statement_left_as_it_is(sqlaperf_async_session, round):
+    assert await sqlaperf_async_session.scalar(select(func.count()).select_from(Author)) == 0
+    sqlaperf_async_session.add(Author(name="before the error"))
+    await sqlaperf_async_session.flush()
+    with pytest.raises(DBAPIError):
+        await sqlaperf_async_session.execute(text("SELECT 1/0"))
 """
 
 
 def test_sessions_roll_back_everything_the_test_wrote(project: pytest.Pytester) -> None:
     project.makepyfile(test_isolation=ISOLATION)
-    project.runpytest().assert_outcomes(passed=4)
+    project.runpytest().assert_outcomes(passed=10)
 
 
 @pytest.mark.parametrize("mode", ["strict", "auto"])
