@@ -285,14 +285,57 @@ def sqlaperf_session(sqlaperf_engine: Engine) -> Iterator[Session]:
             session.close()
 
 
+def _ini_or_none(config: pytest.Config, name: str) -> Any:
+    try:
+        return config.getini(name)
+    except ValueError:  # a pytest-asyncio without this option
+        return None
+
+
+def loop_scope_mismatch(item: pytest.Item) -> str | None:
+    """Why ``sqlaperf_async_session`` cannot serve this test, or None: pytest-asyncio runs the
+    fixture on the event loop of ``asyncio_default_fixture_loop_scope`` and the test on the loop
+    of its ``asyncio`` marker (or ``asyncio_default_test_loop_scope``), and an asyncpg connection
+    works only on the loop that opened it. Read from pytest-asyncio's documented options."""
+    marker = item.get_closest_marker("asyncio")
+    if marker is None:  # not an asyncio test: it cannot await the session anyway
+        return None
+    config = item.config
+    test_scope = (
+        marker.kwargs.get("loop_scope")
+        or marker.kwargs.get("scope")
+        or _ini_or_none(config, "asyncio_default_test_loop_scope")
+        or "function"
+    )
+    fixture_scope = _ini_or_none(config, "asyncio_default_fixture_loop_scope")
+    if not fixture_scope or fixture_scope == "fixture-scope":  # the fixture's own scope
+        fixture_scope = "function"
+    if test_scope == fixture_scope:
+        return None
+    return (
+        f"sqlaperf_async_session: this test runs on the {test_scope}-scoped event loop, but "
+        f"pytest-asyncio runs fixtures on the {fixture_scope}-scoped one "
+        f"(asyncio_default_fixture_loop_scope = {fixture_scope}), and an asyncpg connection "
+        "works only on the loop that opened it. Set asyncio_default_fixture_loop_scope = "
+        f"{test_scope} in the pytest configuration, or run the test on the {fixture_scope} loop "
+        f'(@pytest.mark.asyncio(loop_scope="{fixture_scope}")).'
+    )
+
+
 @pytest_asyncio.fixture
-async def sqlaperf_async_session(sqlaperf_async_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+async def sqlaperf_async_session(
+    sqlaperf_async_engine: AsyncEngine, request: pytest.FixtureRequest
+) -> AsyncIterator[AsyncSession]:
     """An AsyncSession in a transaction rolled back after the test: all it writes, commits included.
 
-    The asyncio twin of ``sqlaperf_session`` (asyncpg); works under pytest-asyncio strict and auto.
+    The asyncio twin of ``sqlaperf_session`` (asyncpg); works under pytest-asyncio strict and auto,
+    with the test on the same event loop as the fixtures (``asyncio_default_fixture_loop_scope``).
     """
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    mismatch = loop_scope_mismatch(request.node)
+    if mismatch is not None:
+        pytest.fail(mismatch, pytrace=False)
     async with sqlaperf_async_engine.connect() as connection:
         transaction = await connection.begin()
         session = AsyncSession(bind=connection, join_transaction_mode="create_savepoint")

@@ -84,6 +84,47 @@ def test_async_fixtures_under_pytest_asyncio_modes(project: pytest.Pytester, mod
         result.assert_outcomes(passed=1, failed=1)
 
 
+SESSION_LOOP_TESTS = """
+import pytest
+from sqlalchemy import func, select
+from models import Author
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+@pytest.mark.parametrize("round", [1, 2])
+async def test_on_the_session_loop(sqlaperf_async_session, round):
+    count = select(func.count()).select_from(Author)
+    assert await sqlaperf_async_session.scalar(count) == 0
+    sqlaperf_async_session.add(Author(name="kept?"))
+    await sqlaperf_async_session.commit()
+    assert await sqlaperf_async_session.scalar(count) == 1
+"""
+
+
+def test_async_session_on_a_session_scoped_loop(project: pytest.Pytester) -> None:
+    project.makepyfile(test_loops=SESSION_LOOP_TESTS)
+    project.runpytest("-o", "asyncio_default_fixture_loop_scope=session").assert_outcomes(passed=2)
+
+
+def test_async_session_on_another_loop_than_the_fixtures_is_one_clear_error(
+    project: pytest.Pytester,
+) -> None:
+    # the project's ini runs fixtures on function-scoped loops; the tests ask for the session's:
+    # asyncpg would fail deep inside the test with "attached to a different loop"
+    project.makepyfile(test_loops=SESSION_LOOP_TESTS)
+    result = project.runpytest()
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "sqlaperf_async_session: this test runs on the session-scoped event loop, but "
+            "pytest-asyncio runs fixtures on the function-scoped one*"
+            "Set asyncio_default_fixture_loop_scope = session*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*attached to a different loop*")
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
 def test_setup_database_hook_runs_once_after_metadata(project: pytest.Pytester) -> None:
     project.makeconftest(
         """
