@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any, final
 import pytest
 import pytest_asyncio
 
+from .asyncpools import LoopPools
 from .capture.querylog import QueryLog, Statement
 from .checks import budget as budget_check
 from .checks.scaling import Sample, compare_samples
@@ -322,21 +324,36 @@ def loop_scope_mismatch(item: pytest.Item) -> str | None:
     )
 
 
+@pytest.fixture(scope="session")
+def _sqlaperf_loop_pools(sqlaperf_async_url: str) -> Iterator[LoopPools]:
+    """Pooled connections for sqlaperf_async_session on event loops that serve several tests."""
+    pools = LoopPools(sqlaperf_async_url)
+    yield pools
+    pools.close()
+
+
 @pytest_asyncio.fixture
 async def sqlaperf_async_session(
-    sqlaperf_async_engine: AsyncEngine, request: pytest.FixtureRequest
+    sqlaperf_async_engine: AsyncEngine,
+    _sqlaperf_loop_pools: LoopPools,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[AsyncSession]:
     """An AsyncSession in a transaction rolled back after the test: all it writes, commits included.
 
     The asyncio twin of ``sqlaperf_session`` (asyncpg); works under pytest-asyncio strict and auto,
     with the test on the same event loop as the fixtures (``asyncio_default_fixture_loop_scope``).
+    On a loop that serves several tests (not pytest-asyncio's default of one per test), its
+    connections come from a pool of that loop's.
     """
     from sqlalchemy.ext.asyncio import AsyncSession
 
     mismatch = loop_scope_mismatch(request.node)
     if mismatch is not None:
         pytest.fail(mismatch, pytrace=False)
-    async with sqlaperf_async_engine.connect() as connection:
+    engine = await _sqlaperf_loop_pools.engine_for(
+        asyncio.get_running_loop(), sqlaperf_async_engine
+    )
+    async with engine.connect() as connection:
         transaction = await connection.begin()
         session = AsyncSession(bind=connection, join_transaction_mode="create_savepoint")
         try:
@@ -368,6 +385,7 @@ _FIXTURES: tuple[Any, ...] = (
     sqlaperf_engine,
     sqlaperf_async_engine,
     sqlaperf_session,
+    _sqlaperf_loop_pools,
     sqlaperf_async_session,
     sqlaperf,
 )

@@ -20,6 +20,7 @@ from .checks.budget import Budget
 from .checks.findings import Finding
 from .errors import SqlaperfError
 from .fixtures import (  # noqa: F401  # pytest finds fixtures in the plugin module's namespace
+    _sqlaperf_loop_pools,
     sqlaperf,
     sqlaperf_async_engine,
     sqlaperf_async_session,

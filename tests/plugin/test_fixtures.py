@@ -106,6 +106,44 @@ def test_async_session_on_a_session_scoped_loop(project: pytest.Pytester) -> Non
     project.runpytest("-o", "asyncio_default_fixture_loop_scope=session").assert_outcomes(passed=2)
 
 
+POOLED_LOOP_TESTS = """
+import pytest
+from sqlalchemy import text
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+PIDS = []
+
+@pytest.mark.parametrize("round", range(4))
+async def test_connection(sqlaperf_async_session, round):
+    PIDS.append(await sqlaperf_async_session.scalar(text("SELECT pg_backend_pid()")))
+"""
+
+POOLED_LOOP_CHECK = """
+import pytest
+from sqlalchemy import text
+import test_first
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+async def test_pool_of_the_ended_loop_was_disposed(sqlaperf_async_session):
+    first, *pooled = test_first.PIDS
+    # the loop's first test connects on its own (its loop may be its alone); the others share
+    assert len(set(pooled)) == 1 and first not in pooled
+    live = (await sqlaperf_async_session.scalars(text("SELECT pid FROM pg_stat_activity"))).all()
+    assert pooled[0] not in live  # closed when the first module's loop ended
+"""
+
+
+def test_async_sessions_on_a_longer_lived_loop_share_pooled_connections(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(test_first=POOLED_LOOP_TESTS, test_second=POOLED_LOOP_CHECK)
+    result = project.runpytest(
+        "-p", "no:randomly", "-o", "asyncio_default_fixture_loop_scope=module", "-W", "error"
+    )
+    result.assert_outcomes(passed=5)
+
+
 def test_async_session_on_another_loop_than_the_fixtures_is_one_clear_error(
     project: pytest.Pytester,
 ) -> None:
