@@ -16,7 +16,9 @@ METHOD = (
     "median over the rounds. Plain sync: a connection from a pooled session-scoped engine on "
     "`sqlaperf_url`; plain async: a connection from a NullPool engine on `sqlaperf_async_url` "
     "with a loop per test, as the plugin's async engine; pooled async: a pooled engine, tests "
-    "on the session's loop."
+    "on the session's loop; `sqlaperf_async_session` on the session loop: tests and fixtures "
+    "on the session's loop (`asyncio_default_fixture_loop_scope = session`), where the "
+    "fixture takes its connections from a pool of that loop's."
 )
 
 # (label, measured variant, baseline variant)
@@ -32,20 +34,33 @@ COMPARISONS: dict[str, tuple[str, str, str]] = {
         "async_plain",
         "async_pooled",
     ),
+    "async_session_loop": (
+        "`sqlaperf_async_session` over a pooled connection, tests and fixtures on the session "
+        "loop (asyncpg)",
+        "async_isolated_session_loop",
+        "async_pooled",
+    ),
 }
+
+
+def _arguments(variant: str, admin_url: str) -> list[str]:
+    """The variant's test module and options: fixtures on the session's loop when its tests are."""
+    arguments = [f"test_{variant}.py", f"--sqlaperf-url={admin_url}"]
+    if ISOLATION_VARIANTS[variant][2]:
+        arguments += ["-o", "asyncio_default_fixture_loop_scope=session"]
+    return arguments
 
 
 def measure(workdir: Path, admin_url: str, tests: int, rounds: int, warmup: bool) -> dict[str, Any]:
     """Run every variant ``rounds`` times, round-robin; one untimed round first if ``warmup``."""
     project = write_project(workdir / "isolation", isolation_project(tests))
-    args = [f"--sqlaperf-url={admin_url}"]
     if warmup:
         for variant in ISOLATION_VARIANTS:
-            run_pytest(project, [f"test_{variant}.py", *args])
+            run_pytest(project, _arguments(variant, admin_url))
     samples: dict[str, list[dict[str, float]]] = {variant: [] for variant in ISOLATION_VARIANTS}
     for _ in range(rounds):
         for variant in ISOLATION_VARIANTS:
-            run = run_pytest(project, [f"test_{variant}.py", *args])
+            run = run_pytest(project, _arguments(variant, admin_url))
             samples[variant].append(
                 {
                     "window": run.window,

@@ -339,6 +339,7 @@ ISOLATION_VARIANTS: dict[str, tuple[str, bool, bool]] = {
     "async_isolated": ("sqlaperf_async_session", True, False),
     "async_plain": ("plain_async_connection", True, False),
     "async_pooled": ("pooled_async_connection", True, True),
+    "async_isolated_session_loop": ("sqlaperf_async_session", True, True),
 }
 
 
