@@ -167,11 +167,15 @@ def _notes(results: dict[str, Any]) -> list[str]:
     comparisons = results["isolation"]["summary"]["comparisons"]
     connect = comparisons["async_connect"]["added_ms_per_test"]["median"]
     isolate = comparisons["async"]["added_ms_per_test"]["median"]
+    shared = comparisons["async_session_loop"]["added_ms_per_test"]["median"]
     notes.append(
-        "The plain async variant connects once per test, as `sqlaperf_async_session` does (its "
-        "engine is NullPool and each test has its own event loop): that connection costs "
+        "With an event loop per test (pytest-asyncio's default), `sqlaperf_async_session` "
+        "connects once per test, as the plain async variant does (an asyncpg connection "
+        "belongs to the loop that opened it): that connection costs "
         f"{connect:.1f} ms per test over a pooled connection on the session's loop, against "
-        f"{isolate:.1f} ms for the isolation itself."
+        f"{isolate:.1f} ms for the isolation itself. On a loop that serves several tests, the "
+        "fixture takes its connections from a pool of that loop's: on the session's loop it "
+        f"adds {shared:.1f} ms per test to a plain pooled connection."
     )
     digests = results["source_digest"]
     if digests["measured"] != digests["tree_at_end"]:
