@@ -26,9 +26,9 @@ class LoopPools:
     the end of the session, disposes what a loop ended without that.
     """
 
-    def __init__(self, url: str, *, enabled: bool | None = None) -> None:
+    def __init__(self, url: str) -> None:
         self._url = url
-        self._enabled = _runner_closes_async_generators() if enabled is None else enabled
+        self._enabled = _runner_closes_async_generators()
         self._seen: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
         self._pools: dict[
             asyncio.AbstractEventLoop, tuple[AsyncEngine, AsyncGenerator[None, None]]
@@ -38,10 +38,12 @@ class LoopPools:
         self, loop: asyncio.AbstractEventLoop, fallback: AsyncEngine
     ) -> AsyncEngine:
         """The engine a test on ``loop`` (the running one) takes its connection from."""
+        if not self._enabled:
+            return fallback
         found = self._pools.get(loop)
         if found is not None:
             return found[0]
-        if not self._enabled or loop not in self._seen:  # maybe a loop for this test only
+        if loop not in self._seen:  # maybe a loop for this test only
             self._seen.add(loop)
             return fallback
         from sqlalchemy.ext.asyncio import create_async_engine

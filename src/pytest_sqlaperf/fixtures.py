@@ -360,7 +360,7 @@ async def sqlaperf_async_session(
             yield session
         finally:
             # as in sqlaperf_session; with asyncpg the ROLLBACK TO SAVEPOINT saved is two round
-            # trips on the test's new connection (prepare, then execute)
+            # trips (prepare, then execute)
             await transaction.rollback()
             await session.close()
 
