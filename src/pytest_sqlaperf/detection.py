@@ -177,10 +177,11 @@ class Detection:
         return self._check_constant(item, state)
 
     def _detect(self, state: TestState) -> list[Finding]:
-        if state.n_plus_one is None or state.n_plus_one[0] == "off" or not state.log.statements:
+        if state.n_plus_one is None or state.n_plus_one[0] == "off" or state.log.empty:
             return []
         findings = nplusone.check(state.log.checked(), state.n_plus_one[1])
-        state.findings.extend(findings)
+        if findings:
+            state.findings += tuple(findings)
         return findings
 
     # -- constant_queries -----------------------------------------------------------------------

@@ -109,7 +109,7 @@ class Sqlaperf:
         try:
             yield
         finally:
-            self._log.exempt.append((start, len(self._log.statements)))
+            self._log.exempt += ((start, len(self._log.statements)),)
 
     def assert_constant_queries(
         self,

@@ -264,6 +264,8 @@ class PlanChecks:
     def begin(self, state: TestState) -> None:
         """Before the test's call phase: EXPLAIN its statements from now on."""
         if self.runner is not None:
+            if state.plans is None:
+                state.plans = {}
             self._current = _TestPlans(
                 self.settings.seq_scan_ignore | (state.seq_scan or frozenset()), state.plans
             )
@@ -275,7 +277,8 @@ class PlanChecks:
         if current is None:
             return None
         findings = [self._finding(statement, problem) for statement, problem in current.found]
-        state.findings.extend(findings)
+        if findings:
+            state.findings += tuple(findings)
         marked = state.seq_scan is not None
         if may_fail and findings and (marked or self.settings.explain == "fail"):
             why = "@pytest.mark.no_seq_scan" if marked else "--sqlaperf-explain=fail"

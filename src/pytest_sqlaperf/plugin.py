@@ -66,9 +66,11 @@ class TestState:
         self.log = log
         self.budget: Budget | None = None
         self.violation: str | None = None
-        self.findings: list[Finding] = []
-        """The test's findings so far; checks append to it, the record carries it."""
-        self.plans: dict[str, Any] = {}
+        # (an empty tuple and None until needed: the fewer objects a test's state makes, the
+        # less the plugin moves the garbage collector's timing in the user's tests)
+        self.findings: tuple[Finding, ...] = ()
+        """The test's findings so far; checks add to it, the record carries it."""
+        self.plans: dict[str, Any] | None = None
         """Plan facts per fingerprint for the test's record (filled by the plan checks)."""
         self.complete = False
         """Whether the test's body returned (all its statements ran), failed after or not."""
@@ -325,9 +327,13 @@ class SqlaperfPlugin:
         state = self.state_of(item)
         self.plan_checks.begin(state)
         self.current_item = item
+        recorder = self.recorder
+        recorder.start(state.log)  # not a context manager: two objects fewer per test
         try:
-            with self.recorder.recording(state.log):
+            try:
                 result = yield
+            finally:
+                recorder.stop(state.log)
         except BaseException:
             self.current_item = None
             self._checks(item, state, may_fail=False)  # recorded for reports; it failed already

@@ -246,3 +246,129 @@ def test_frames_the_call_site_walk_skips_are_sqlalchemys(project: pytest.Pyteste
         """
     )
     project.runpytest("-o", "sqlaperf_n_plus_one=warn").assert_outcomes(passed=2)
+
+
+def test_recording_keeps_no_new_object_per_statement(project: pytest.Pytester) -> None:
+    """A test's statements are kept without a new garbage-collected object each (see QueryLog):
+    the collector's runs fall in the user's tests as they would without the plugin."""
+    project.makepyfile(
+        test_objects="""
+        import gc
+        from sqlalchemy import text
+        from pytest_sqlaperf.capture.listeners import Recorder
+        from pytest_sqlaperf.capture.querylog import QueryLog
+
+        def kept(connection, n):
+            '''Objects the collector counts that n statements made and did not free.'''
+            for i in range(20):  # warm caches: SQLAlchemy's compiled cache, our shapes and sites
+                connection.execute(text("SELECT :x"), {"x": i})
+            gc.disable()
+            gc.collect()
+            # the count stops at zero: objects freed then would go uncounted
+            ballast = [[] for _ in range(10_000)]
+            try:
+                before = gc.get_count()[0]
+                for i in range(n):
+                    connection.execute(text("SELECT :x"), {"x": i})
+                return gc.get_count()[0] - before
+            finally:
+                del ballast
+                gc.enable()
+
+        def test_objects(sqlaperf_engine):
+            recorder = Recorder()
+            recorder.install()  # the innermost recorder: the plugin's records nothing meanwhile
+            try:
+                with sqlaperf_engine.connect() as connection:
+                    without = kept(connection, 1000)
+                    log = QueryLog("t")
+                    with recorder.recording(log):
+                        recording = kept(connection, 1000)
+            finally:
+                recorder.uninstall()
+            assert len(log.statements) == 1020
+            assert log.statements[-1].parameters == {"x": 999}
+            # one object kept per statement would be 1,000 more (a Statement and its parameters'
+            # dict were 2,000); the rest is the noise of the process's other threads
+            assert recording - without < 250, (recording, without)
+        """
+    )
+    project.runpytest().assert_outcomes(passed=1)
+
+
+def test_parameters_read_back_in_the_form_they_were_sent(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_forms="""
+        import pytest
+        from sqlalchemy import insert, select, text
+        from models import Author
+
+        def test_sync(sqlaperf_engine, sqlaperf):
+            with sqlaperf_engine.begin() as connection:
+                connection.execute(text("SELECT :x, :y"), {"x": 1, "y": "a"})
+                connection.exec_driver_sql("SELECT %s, %s", (2, "b"))
+                connection.execute(text("SELECT 4"))
+                connection.execute(insert(Author), [{"name": "p"}, {"name": "q"}])
+                connection.execute(
+                    insert(Author).returning(Author.id), [{"name": "r"}, {"name": "s"}]
+                )
+            named, positional, plain, many, batch = sqlaperf.log.counted
+            assert named.parameters == {"x": 1, "y": "a"}
+            assert positional.parameters == (2, "b") and type(positional.parameters) is tuple
+            assert plain.parameters == {}
+            assert many.parameters == [{"name": "p"}, {"name": "q"}]
+            assert many.executemany_rows == 2
+            assert batch.executemany_rows == 2  # one insertmanyvalues batch
+            assert sorted(batch.parameters.values()) == ["r", "s"]
+            # the same object each time it is read: list.index and identity need it
+            assert sqlaperf.log.counted[0] is named
+
+        @pytest.mark.asyncio
+        async def test_async(sqlaperf_async_engine, sqlaperf):
+            async with sqlaperf_async_engine.connect() as connection:
+                await connection.execute(text("SELECT CAST(:x AS integer), :y"), {"x": 5, "y": "c"})
+                await connection.execute(select(Author).where(Author.name.in_(["t", "u"])))
+            first, second = [s for s in sqlaperf.log.counted if s.kind == "select"]
+            assert list(first.parameters) == [5, "c"]
+            assert list(second.parameters) == [["t", "u"]] or list(second.parameters) == ["t", "u"]
+        """
+    )
+    project.runpytest().assert_outcomes(passed=2)
+
+
+def test_a_nested_capture_sees_the_source_query_only_when_it_ran_inside(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(
+        test_nested="""
+        from sqlalchemy import select
+        from models import Author, Book
+
+        def test_nested(sqlaperf_session, sqlaperf):
+            sqlaperf_session.add_all(
+                [Book(title=f"t{i}", author=Author(name=f"a{i}")) for i in range(2)]
+            )
+            sqlaperf_session.commit()
+            sqlaperf_session.expunge_all()
+            books = sqlaperf_session.scalars(select(Book).order_by(Book.id)).all()
+            with sqlaperf.capture() as outer_loads:
+                books[0].author
+                with sqlaperf.capture() as inner:
+                    more = sqlaperf_session.scalars(select(Book).where(Book.id > 0)).all()
+                    sqlaperf_session.expunge_all()
+                    more = sqlaperf_session.scalars(select(Book).order_by(Book.id)).all()
+                    more[1].author
+            source = [s for s in sqlaperf.statements if s.kind == "select"][0]
+            lazy = [s for s in sqlaperf.statements if s.lazy_load == "Book.author"]
+            assert lazy[0].orm_load.parent is source
+            assert lazy[1].orm_load.parent.call_site.line == 16
+            # the nested scopes make their own Statements: the first load's source ran before
+            first, also = [s for s in outer_loads.statements if s.lazy_load]
+            assert first.orm_load.parent is None
+            assert also.orm_load.parent is outer_loads.statements[2]
+            (second,) = [s for s in inner.statements if s.lazy_load]
+            assert second.orm_load.parent.call_site.line == 16
+            assert second.orm_load.parent is inner.statements[1]
+        """
+    )
+    project.runpytest().assert_outcomes(passed=1)

@@ -15,6 +15,7 @@ statement itself), SQLAlchemy calls no other listener and the statement is not r
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -66,8 +67,9 @@ class Recorder:
         self._active: tuple[QueryLog, ...] = ()
         self._switch = threading.Lock()
         self._callsites = CallSiteFinder()
-        self._thread = threading.local()  # the last statement, per thread
-        self._loaded_by: dict[int, Statement] = {}  # id(InstanceState) -> statement that loaded it
+        self._thread = threading.local()  # the serial of the last statement, per thread
+        self._serials = itertools.count()  # each recorded statement's serial (QueryLog)
+        self._loaded_by: dict[int, int] = {}  # id(InstanceState) -> serial of the statement
         self._installed = False
         self.after_statement: AfterStatement | None = None
         """Called after each recorded statement ran (the plan checks EXPLAIN it there)."""
@@ -96,18 +98,29 @@ class Recorder:
             _unlisten()
         self._installed = False
 
+    def start(self, log: QueryLog) -> None:
+        """Send statements to ``log`` as well as to the logs already active, until :meth:`stop`.
+
+        (The plugin's per-test path: :meth:`recording` is the same as a context manager.)
+        """
+        with self._switch:
+            self._active = (*self._active, log)
+
+    def stop(self, log: QueryLog) -> None:
+        """Stop sending statements to ``log``."""
+        with self._switch:
+            self._active = tuple(active for active in self._active if active is not log)
+            if not self._active:
+                self._loaded_by = {}
+
     @contextmanager
     def recording(self, log: QueryLog) -> Iterator[QueryLog]:
         """Send statements to ``log`` (as well as to the logs already active) inside the block."""
-        with self._switch:
-            self._active = (*self._active, log)
+        self.start(log)
         try:
             yield log
         finally:
-            with self._switch:
-                self._active = tuple(active for active in self._active if active is not log)
-                if not self._active:
-                    self._loaded_by = {}
+            self.stop(log)
 
     @contextmanager
     def paused(self) -> Iterator[None]:
@@ -123,9 +136,9 @@ class Recorder:
     def _on_load(self, state: object, context: object) -> None:
         # once per object the ORM loads: raw=True hands the InstanceState without a wrapper
         if self._active and _current is self:
-            statement = getattr(self._thread, "statement", None)
-            if statement is not None:
-                self._loaded_by[id(state)] = statement
+            serial = getattr(self._thread, "serial", None)
+            if serial is not None:
+                self._loaded_by[id(state)] = serial
 
 
 _current: Recorder | None = None
@@ -139,6 +152,7 @@ def _set_current() -> None:
 
 
 _NO_PARAMETERS: Any = object()
+_NO_LOAD = (None, None)
 
 _FIRST_FRAME = 4
 """Frames from ``run`` to the first the call-site walk looks at: the ones between are always
@@ -218,11 +232,12 @@ def _listener(name: str) -> Callable[..., bool]:
             rows = _insertmanyvalues_rows(context, parameters)
         else:
             rows = 1
-        orm_load = (
+        orm_load, parent = (
             ormloads.from_context(context, recorder._loaded_by)
             if "_sa_orm_load_options" in context.execution_options
-            else None
+            else _NO_LOAD
         )
+        serial = next(recorder._serials)
         dialect = context.dialect
         listeners = getattr(dialect.dispatch, name)
         duration = rowcount = None  # they stay None when the statement fails
@@ -238,18 +253,28 @@ def _listener(name: str) -> Callable[..., bool]:
             if type(rowcount) is not int or rowcount < 0:
                 rowcount = None
         finally:  # recorded, ran or failed
-            record = _new_statement(
-                Statement,
-                (statement, shape.display_sql, shape.fingerprint, shape.kind, parameters, rows,
-                 site, orm_load, duration, rowcount),
-            )  # fmt: skip
+            # the QueryLog's record (see QueryLog): no new object kept per statement
+            form = type(parameters)
+            # fmt: off
+            if form is dict:
+                record = (statement, shape.display_sql, shape.fingerprint, shape.kind, dict, rows,
+                          site, orm_load, duration, rowcount, parent, serial, 2 * len(parameters),
+                          *parameters, *parameters.values())
+            elif (form is tuple or form is list) and not executemany:
+                record = (statement, shape.display_sql, shape.fingerprint, shape.kind, form, rows,
+                          site, orm_load, duration, rowcount, parent, serial, len(parameters),
+                          *parameters)
+            else:
+                record = (statement, shape.display_sql, shape.fingerprint, shape.kind, parameters,
+                          rows, site, orm_load, duration, rowcount, parent, serial, 0)
+            # fmt: on
             # what the ORM loads next, in this thread, came from it
-            recorder._thread.statement = record
+            recorder._thread.serial = serial
             for log in recorder._active:
-                log.statements.append(record)
+                log._data.extend(record)
         after = recorder.after_statement
         if after is not None:
-            after(record, context.root_connection, cursor, context)
+            after(_new_statement(Statement, record), context.root_connection, cursor, context)
         return True
 
     if name == "do_execute_no_params":

@@ -40,8 +40,27 @@ class OrmLoad:
         self.configured_lazy = configured_lazy
         self.parent = parent
 
+    def with_parent(self, parent: Statement | None) -> OrmLoad:
+        """A copy whose ``parent`` is ``parent``."""
+        return OrmLoad(
+            self.kind,
+            self.target,
+            self.entity,
+            self.attribute,
+            self.collection,
+            self.configured_lazy,
+            parent,
+        )
+
     def __repr__(self) -> str:
         return f"OrmLoad(kind={self.kind!r}, target={self.target!r})"
+
+
+_NONE: tuple[None, None] = (None, None)
+
+_templates: dict[tuple[str, object], OrmLoad] = {}
+"""The OrmLoad of each (kind, relationship) seen: the same for every load of it. Bounded by the
+relationships of the mapped classes."""
 
 
 def _class_name(value: Any) -> str | None:
@@ -49,47 +68,61 @@ def _class_name(value: Any) -> str | None:
     return getattr(class_, "__name__", None)
 
 
-def from_context(context: Any, loaded_by: dict[int, Statement]) -> OrmLoad | None:
-    """The OrmLoad of the statement an execution context is about to run, if the ORM loads.
+def from_context(context: Any, loaded_by: dict[int, int]) -> tuple[OrmLoad | None, int | None]:
+    """The OrmLoad of the statement an execution context is about to run (None when it is no ORM
+    load), and the serial of the statement that loaded the lazy load's or refresh's object
+    (from ``loaded_by``, ``id(InstanceState)`` -> serial), when it ran in the same test.
 
     It reads what ``ORMExecuteState`` reads (the ``_sa_orm_load_options`` execution option and
     the statement's compile options) without listening to ``do_orm_execute``: with a listener
     there, SQLAlchemy builds an ORMExecuteState for every ORM execution, which is most of what
-    telling loads apart would cost.
+    telling loads apart would cost. The OrmLoad of a relationship's loads is made once; the
+    QueryLog gives each statement's its parent when it makes the Statement.
     """
     load_options = context.execution_options.get("_sa_orm_load_options")
     if load_options is None:
-        return None
+        return _NONE
     compile_options = getattr(context.invoked_statement, "_compile_options", None)
     path = getattr(compile_options, "_current_path", None)
     lazy_from = getattr(load_options, "_lazy_loaded_from", None)
     relationship = path[-1] if path is not None and len(path) >= 2 else None
     if lazy_from is not None:
+        parent = loaded_by.get(id(lazy_from))
+        if relationship is not None:
+            template = _templates.get(("lazy", relationship))
+            if template is not None:
+                return template, parent
         entity = _class_name(getattr(relationship, "parent", None)) or lazy_from.class_.__name__
         key = getattr(relationship, "key", None)
-        return OrmLoad(
+        load = OrmLoad(
             kind="lazy",
             target=f"{entity}.{key}" if key else f"{entity}.<lazy load>",
             entity=entity,
             attribute=key,
             collection=bool(getattr(relationship, "uselist", False)),
             configured_lazy=getattr(relationship, "lazy", None),
-            parent=loaded_by.get(id(lazy_from)),
         )
+        if relationship is not None and _class_name(relationship.parent) is not None:
+            _templates["lazy", relationship] = load
+        return load, parent
     if getattr(compile_options, "_for_refresh_state", False):
         refreshed = getattr(load_options, "_refresh_state", None)
         entity = _class_name(refreshed) or "<object>"
         names = getattr(load_options, "_only_load_props", None)
         attribute = ", ".join(str(name) for name in names) if names else None
-        return OrmLoad(
+        load = OrmLoad(
             kind="column",
             target=f"{entity}.{attribute}" if attribute else f"{entity} (expired attributes)",
             entity=entity,
             attribute=attribute,
-            parent=loaded_by.get(id(refreshed)) if refreshed is not None else None,
         )
+        return load, (loaded_by.get(id(refreshed)) if refreshed is not None else None)
     if relationship is not None:
-        entity = _class_name(getattr(relationship, "parent", None)) or "?"
-        key = getattr(relationship, "key", "?")
-        return OrmLoad(kind="eager", target=f"{entity}.{key}", entity=entity, attribute=key)
-    return None
+        template = _templates.get(("eager", relationship))
+        if template is None:
+            entity = _class_name(getattr(relationship, "parent", None)) or "?"
+            key = getattr(relationship, "key", "?")
+            template = OrmLoad(kind="eager", target=f"{entity}.{key}", entity=entity, attribute=key)
+            _templates["eager", relationship] = template
+        return template, None
+    return _NONE
