@@ -80,36 +80,30 @@ class CallSiteFinder:
 
     def find(self, frame: FrameType | None) -> CallSite | None:
         skipped = self.skipped
+        user = self.user
         current = None
         while True:
-            try:
-                while True:
-                    # the hot loop: a frame whose file is known to be skipped (10 bytecodes)
-                    while frame.f_code.co_filename in skipped:  # type: ignore[union-attr]
-                        frame = frame.f_back  # type: ignore[union-attr]
-                    code = frame.f_code  # type: ignore[union-attr]
-                    if code.co_filename in self.user or self._judge(code.co_filename):
-                        break
-            except AttributeError:  # frame is None: the bottom of this stack
-                frame = None
-            if frame is not None:
+            while frame is not None:
+                code = frame.f_code
+                filename = code.co_filename
+                if filename in skipped or not (filename in user or self._judge(filename)):
+                    frame = frame.f_back
+                    continue
                 # One CallSite per instruction, made once: f_lineno scans the code's line table
                 # from its start (thousands of instructions in a long test), and shared
                 # CallSites are fewer objects for the garbage collector to follow.
-                key = (code.co_filename, code.co_firstlineno, frame.f_lasti)
+                key = (filename, code.co_firstlineno, frame.f_lasti)
                 site = self.sites.get(key)
                 if site is None:
-                    site = self.sites[key] = CallSite(
-                        code.co_filename, frame.f_lineno, code.co_name
-                    )
+                    site = self.sites[key] = CallSite(filename, frame.f_lineno, code.co_name)
                 return site
+            # the bottom of this stack: inside AsyncSession, the parent greenlet's goes on
             if current is None:
                 greenlet_module = sys.modules.get("greenlet")
                 if greenlet_module is None:
                     return None
                 current = greenlet_module.getcurrent()
-            parent = getattr(current, "parent", None)
-            if parent is None:
+            current = getattr(current, "parent", None)
+            if current is None:
                 return None
-            current = parent
-            frame = parent.gr_frame
+            frame = current.gr_frame

@@ -211,18 +211,21 @@ def _listener(name: str) -> Callable[..., bool]:
         skipped = callsites.skipped
         try:
             frame: Any = _getframe(first_frame)
-            while frame.f_code.co_filename in skipped:
-                frame = frame.f_back
+        except ValueError:  # a stack shallower than _FIRST_FRAME (a greenlet's)
+            frame = None
+        # (no exception at the bottom of a greenlet's stack, inside AsyncSession and
+        # AsyncConnection, the usual case there: raising one costs half a microsecond)
+        while frame and frame.f_code.co_filename in skipped:
+            frame = frame.f_back
+        if frame is None:  # the bottom of this stack: the user's frame is in another greenlet
+            site = None
+        else:
             code = frame.f_code
             site = (
                 callsites.sites.get((code.co_filename, code.co_firstlineno, frame.f_lasti))
                 if code.co_filename in callsites.user
                 else None
             )
-        except (AttributeError, ValueError):
-            # the bottom of this stack (a greenlet's, inside AsyncSession and AsyncConnection,
-            # can be shallower than _FIRST_FRAME): the user's frame is in another greenlet
-            frame = site = None
         if site is None:  # a file or a line not seen before, or the bottom of the stack
             site = callsites.find(frame)
         shape = shape_of(statement)
