@@ -31,7 +31,10 @@ CAPTURE_METHOD = (
     "would make SQLAlchemy dispatch its engine events in the runs without a plugin too). The "
     "plugin's own count is the same in every variant and round. Async: the same code on "
     "`AsyncSession` (asyncpg, lazy loads through `awaitable_attrs`, pooled engine, tests on "
-    "the session's loop)."
+    "the session's loop). The conftest also counts the garbage collector's collections of "
+    "each generation in the window (`gc.callbacks`): a plugin that keeps objects while the "
+    "tests run moves the collector's runs, and a full collection costs as much as several "
+    "tests."
 )
 
 STATEMENT_METHOD = (
@@ -109,6 +112,8 @@ def _figures(run: PytestRun) -> dict[str, float]:
     }
     if "plugin_statements" in run.results:
         figures["plugin_statements"] = run.results["plugin_statements"]
+    for generation, count in enumerate(run.results.get("collections", ())):
+        figures[f"gc{generation}"] = count
     return figures
 
 
@@ -215,7 +220,8 @@ def measure_capture(
         for variant in VARIANTS:
             figures[variant] = {
                 measure: summary([runs[variant][measure] for runs in driver_rounds])
-                for measure in measures
+                for measure in (*measures, "gc0", "gc1", "gc2")
+                if all(measure in runs[variant] for runs in driver_rounds)
             }
             if variant != "without":
                 figures[variant].update(

@@ -17,6 +17,7 @@ filterwarnings =
 # start of test_sentinel, so it holds the measured tests only: no collection, no server or
 # database set-up, no session teardown.
 TIMING_CONFTEST = '''\
+import gc
 import json
 import os
 import time
@@ -28,13 +29,37 @@ RESULTS = {}
 
 
 # Under callgrind (bench/instructions.py), a call of os.getppid() at each edge of the window
-# makes callgrind dump its counters there (--dump-before=os_getppid).
+# makes callgrind dump its counters there (--dump-before=os_getppid). The window opens on a
+# full collection: every run starts it with the collector's counters at zero, so whether one
+# of its rare full collections (tens of millions of instructions) falls inside a short window
+# does not depend on how many objects start-up happened to leave counted.
 _CALLGRIND_MARKS = bool(os.environ.get("BENCH_CALLGRIND_MARKS"))
 
 
+# The garbage collector's collections per generation in the window (gc.callbacks): what the
+# plugin's objects do to when the collector runs in the user's tests.
+_COLLECTIONS = [0, 0, 0]
+_IN_WINDOW = [False]
+
+
+def _count_collection(phase, info):
+    if phase == "start" and _IN_WINDOW[0]:
+        _COLLECTIONS[info["generation"]] += 1
+
+
+gc.callbacks.append(_count_collection)
+
+
 def _stamp(name):
+    if _CALLGRIND_MARKS and name == "window_start":
+        gc.collect()
     if _CALLGRIND_MARKS and name in ("window_start", "window_end"):
         os.getppid()
+    if name == "window_start":
+        _IN_WINDOW[0] = True
+    elif name == "window_end":
+        _IN_WINDOW[0] = False
+        RESULTS["collections"] = list(_COLLECTIONS)
     RESULTS[name] = time.monotonic()
     RESULTS[name + "_cpu"] = time.process_time()
 

@@ -257,6 +257,13 @@ def _s(value: float) -> str:
     return f"{value:.3f}"
 
 
+def _collections(figures: dict[str, Any]) -> str:
+    """The median collections per generation of a variant's runs, as ``a, b, c``."""
+    if not all(f"gc{generation}" in figures for generation in range(3)):
+        return "-"
+    return ", ".join(f"{figures[f'gc{generation}']['median']:g}" for generation in range(3))
+
+
 def _ratio_spread(figures: dict[str, float]) -> str:
     return (
         f"{_percent(figures['median'])} ({_percent(figures['min'])} .. {_percent(figures['max'])})"
@@ -469,6 +476,7 @@ def render_markdown(results: dict[str, Any]) -> str:
                     f"{_s(variant_figures['session_cpu']['median'])}",
                     _ratio_spread(variant_figures["session_cpu_ratio"]),
                     f"{_s(without['wall']['median'])} / {_s(variant_figures['wall']['median'])}",
+                    f"{_collections(without)} / {_collections(variant_figures)}",
                 ]
             )
     lines += _table(
@@ -481,6 +489,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             "Session CPU without / with (s)",
             "CPU overhead, median of ratios (min .. max)",
             "Subprocess wall without / with (s)",
+            "Garbage collections in the window, generation 0, 1, 2 (median): without / with",
         ],
         capture_rows,
     )
