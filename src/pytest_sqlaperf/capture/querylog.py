@@ -140,10 +140,10 @@ class QueryLog:
     holds was there already (the SQL string, the cached shape and call site, the parameters'
     values): a test that runs statements makes no new garbage-collected object that outlives
     the statement. One Statement and one parameters dict per statement did (about 50 per test
-    in the benchmark's workload), which moved the collector's runs inside the user's tests and
-    put them past its threshold one test in two (docs/benchmarks.md). The Statements are made
-    when something reads them, each once (a slice of the list): the same object every time, as
-    ``list.index`` and identity comparisons need.
+    in the benchmark's workload): enough to put its tests' peak of live objects past the
+    collector's threshold, which doubled its collections there (docs/benchmarks.md). The
+    Statements are made when something reads them, each once (a slice of the list): the same
+    object every time, as ``list.index`` and identity comparisons need.
     """
 
     __slots__ = (
@@ -215,8 +215,12 @@ class QueryLog:
     def _by_serial(self, serial: int) -> Statement | None:
         """The Statement made with this serial, if this log has it."""
         made = self._made or []
-        # in serial order, but for statements of two threads that finished out of order
-        index = bisect_left(made, serial, key=_serial_of)
+        # in serial order, but for statements of two threads that finished out of order and
+        # statements added with append() (no serial)
+        try:
+            index = bisect_left(made, serial, key=_serial_of)
+        except TypeError:  # None among the serials
+            index = len(made)
         if index < len(made) and made[index][_SERIAL] == serial:
             return made[index]
         return next((statement for statement in made if statement[_SERIAL] == serial), None)
