@@ -277,7 +277,10 @@ def _listener(name: str) -> Callable[..., bool]:
                 log._data.extend(record)
         after = recorder.after_statement
         if after is not None:
-            after(_new_statement(Statement, record), context.root_connection, cursor, context)
+            # the parameters as they are (what EXPLAIN reads), not as the log's record keeps them
+            fields = (statement, shape.display_sql, shape.fingerprint, shape.kind, parameters, rows,
+                      site, orm_load, duration, rowcount)  # fmt: skip
+            after(_new_statement(Statement, fields), context.root_connection, cursor, context)
         return True
 
     if name == "do_execute_no_params":
