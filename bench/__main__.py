@@ -146,26 +146,22 @@ def _notes(results: dict[str, Any]) -> list[str]:
             f"{spreads[0]} of wall-clock time and {spreads[1]} of CPU time, so one round resolves "
             f"little; the median over {len(rounds)} rounds is what the table quotes."
         )
-    counted = results.get("workload_instructions", {}).get("per_test", {}).get("ours", {})
-    if "without" in counted.get("sync", {}):
+    ours = results.get("workload_instructions", {}).get("per_test", {}).get("ours", {})
+    if "without" in ours.get("sync", {}):
         cpu = capture["summary"]["sync"]["without"]["window_cpu"]["median"]
         per_test_us = cpu / capture["tests"] * 1e6
         notes.append(
             "This machine's speed in this run: the sync suite without the plugin ran "
-            f"{counted['sync']['without'] / 1e6:.2f} M instructions per test (callgrind) in "
+            f"{ours['sync']['without'] / 1e6:.2f} M instructions per test (callgrind) in "
             f"{per_test_us / 1000:.1f} ms of CPU per test (timed runs, median), "
-            f"{counted['sync']['without'] / per_test_us:,.0f} instructions per µs. The instruction "
+            f"{ours['sync']['without'] / per_test_us:,.0f} instructions per µs. The instruction "
             "counts do not depend on it; every timed figure (start-up, isolation, cost per "
             "statement) scales with it, so compare timed figures across runs through it."
         )
     collections = []
     for driver, figures in capture["summary"].items():
-        counted = [figures[variant] for variant in ("without", "n_plus_one")]
-        if all(f"gc{generation}" in f for f in counted for generation in range(3)):
-            plain, recorded = (
-                ", ".join(f"{f[f'gc{generation}']['median']:g}" for generation in range(3))
-                for f in counted
-            )
+        plain, recorded = (report.collections(figures[v]) for v in ("without", "n_plus_one"))
+        if plain is not None and recorded is not None:
             collections.append(f"{driver}: {plain} without the plugin, {recorded} with it")
     if collections:
         notes.append(

@@ -257,10 +257,11 @@ def _s(value: float) -> str:
     return f"{value:.3f}"
 
 
-def _collections(figures: dict[str, Any]) -> str:
-    """The median collections per generation of a variant's runs, as ``a, b, c``."""
+def collections(figures: dict[str, Any]) -> str | None:
+    """The median collections per generation of a variant's runs, as ``a, b, c`` (None when
+    the runs did not count them)."""
     if not all(f"gc{generation}" in figures for generation in range(3)):
-        return "-"
+        return None
     return ", ".join(f"{figures[f'gc{generation}']['median']:g}" for generation in range(3))
 
 
@@ -476,7 +477,7 @@ def render_markdown(results: dict[str, Any]) -> str:
                     f"{_s(variant_figures['session_cpu']['median'])}",
                     _ratio_spread(variant_figures["session_cpu_ratio"]),
                     f"{_s(without['wall']['median'])} / {_s(variant_figures['wall']['median'])}",
-                    f"{_collections(without)} / {_collections(variant_figures)}",
+                    f"{collections(without) or '-'} / {collections(variant_figures) or '-'}",
                 ]
             )
     lines += _table(

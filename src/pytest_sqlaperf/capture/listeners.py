@@ -152,7 +152,7 @@ def _set_current() -> None:
 
 
 _NO_PARAMETERS: Any = object()
-_NO_LOAD = (None, None)
+_NO_LOAD = ormloads.NO_LOAD
 
 _FIRST_FRAME = 4
 """Frames from ``run`` to the first the call-site walk looks at: the ones between are always

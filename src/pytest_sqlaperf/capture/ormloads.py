@@ -56,7 +56,8 @@ class OrmLoad:
         return f"OrmLoad(kind={self.kind!r}, target={self.target!r})"
 
 
-_NONE: tuple[None, None] = (None, None)
+NO_LOAD: tuple[None, None] = (None, None)
+"""from_context's answer for a statement that is no ORM load."""
 
 _templates: dict[tuple[str, object], OrmLoad] = {}
 """The OrmLoad of each (kind, relationship) seen: the same for every load of it. Bounded by the
@@ -81,7 +82,7 @@ def from_context(context: Any, loaded_by: dict[int, int]) -> tuple[OrmLoad | Non
     """
     load_options = context.execution_options.get("_sa_orm_load_options")
     if load_options is None:
-        return _NONE
+        return NO_LOAD
     compile_options = getattr(context.invoked_statement, "_compile_options", None)
     path = getattr(compile_options, "_current_path", None)
     lazy_from = getattr(load_options, "_lazy_loaded_from", None)
@@ -92,7 +93,8 @@ def from_context(context: Any, loaded_by: dict[int, int]) -> tuple[OrmLoad | Non
             template = _templates.get(("lazy", relationship))
             if template is not None:
                 return template, parent
-        entity = _class_name(getattr(relationship, "parent", None)) or lazy_from.class_.__name__
+        owner = _class_name(getattr(relationship, "parent", None))
+        entity = owner or lazy_from.class_.__name__
         key = getattr(relationship, "key", None)
         load = OrmLoad(
             kind="lazy",
@@ -102,7 +104,7 @@ def from_context(context: Any, loaded_by: dict[int, int]) -> tuple[OrmLoad | Non
             collection=bool(getattr(relationship, "uselist", False)),
             configured_lazy=getattr(relationship, "lazy", None),
         )
-        if relationship is not None and _class_name(relationship.parent) is not None:
+        if relationship is not None and owner is not None:  # the same for every load of it
             _templates["lazy", relationship] = load
         return load, parent
     if getattr(compile_options, "_for_refresh_state", False):
@@ -125,4 +127,4 @@ def from_context(context: Any, loaded_by: dict[int, int]) -> tuple[OrmLoad | Non
             template = OrmLoad(kind="eager", target=f"{entity}.{key}", entity=entity, attribute=key)
             _templates["eager", relationship] = template
         return template, None
-    return _NONE
+    return NO_LOAD
