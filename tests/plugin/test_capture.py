@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+
+from pytest_sqlaperf.capture import listeners
+
+
+@pytest.fixture(autouse=True, params=["C", "Python"])
+def implementation(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each test here runs with the C listeners (_speedups.c) and with the Python ones: the
+    same tests, the same results."""
+    if request.param == "C" and listeners._speedups is None:
+        pytest.fail(f"the C listener cannot be tested: {listeners.EXTENSION_ERROR}")
+    previous = listeners.use_extension(request.param == "C")
+    try:
+        yield request.param
+    finally:
+        listeners.use_extension(previous)
 
 
 def test_statement_attributes_sync(project: pytest.Pytester) -> None:
@@ -166,10 +183,12 @@ def test_capture_leaves_sqlalchemy_behaviour_alone(project: pytest.Pytester) -> 
     project.runpytest().assert_outcomes(passed=1)
 
 
+@pytest.mark.parametrize("implementation", ["Python"], indirect=True)
 def test_frames_the_call_site_walk_skips_are_sqlalchemys(project: pytest.Pytester) -> None:
     """The walk starts a fixed number of frames above the listener (listeners._FIRST_FRAME):
     on every path that runs a statement, sync and async, the frames it does not look at are
-    SQLAlchemy's, so no user frame is passed over."""
+    SQLAlchemy's, so no user frame is passed over. (The Python listener's walk: the next test
+    shows the C listener's starts at the same frame.)"""
     project.makepyfile(
         test_frames="""
         import os
@@ -246,6 +265,172 @@ def test_frames_the_call_site_walk_skips_are_sqlalchemys(project: pytest.Pyteste
         """
     )
     project.runpytest("-o", "sqlaperf_n_plus_one=warn").assert_outcomes(passed=2)
+
+
+COMPARED_PATHS = """
+import threading
+
+import pytest
+from sqlalchemy import Sequence, func, insert, select, text
+from sqlalchemy.orm import Session, selectinload
+
+from models import Author, Book
+from pytest_sqlaperf.capture import listeners
+
+
+def sync_paths(connection):
+    connection.execute(text("SELECT :x"), {"x": 1})
+    connection.execute(select(func.now()))
+    connection.scalar(func.count(Author.id))
+    connection.exec_driver_sql("SELECT 2")
+    connection.exec_driver_sql("SELECT %s, %s", (1, 2))
+    connection.execution_options(no_parameters=True).exec_driver_sql("SELECT 3")
+    connection.scalar(Sequence("paths_seq"))
+    connection.execute(insert(Author), [{"name": "a"}, {"name": "b"}])
+    with Session(bind=connection) as session:
+        authors = [Author(name=f"x{i}", books=[Book(title="t")]) for i in range(3)]
+        session.add_all(authors)
+        session.flush()
+        first = authors[0].id
+        session.expunge_all()
+        for author in session.scalars(select(Author)):
+            author.books
+        session.scalars(select(Author).options(selectinload(Author.books))).all()
+        session.expunge_all()
+        session.get(Author, first)
+        thread = threading.Thread(target=lambda: session.scalar(select(func.count(Book.id))))
+        thread.start()
+        thread.join()
+    with pytest.raises(Exception):
+        with connection.begin_nested():
+            connection.execute(text("SELECT * FROM no_such_table"))
+
+
+async def async_paths(session):
+    session.add_all([Author(name="a", books=[Book(title="t")])])
+    await session.flush()
+    session.expunge_all()
+    authors = (await session.scalars(select(Author))).all()
+    await session.run_sync(lambda s: authors[0].books)
+    await session.execute(text("SELECT CAST(:x AS integer)"), {"x": 1})
+    connection = await session.connection()
+    await connection.exec_driver_sql("SELECT 2")
+    await session.run_sync(lambda s: s.get(Author, authors[0].id))
+
+
+def summary(statement):
+    load = statement.orm_load
+    parameters = statement.parameters
+    return (
+        statement.sql if statement.kind != "tcl" else None,  # savepoint names are counted
+        statement.display_sql, statement.fingerprint, statement.kind,
+        type(parameters), sorted(parameters) if isinstance(parameters, dict) else None,
+        statement.executemany_rows, statement.call_site, statement.rowcount,
+        statement.duration is None,
+        load and (load.kind, load.target, load.parent and load.parent.sql),
+    )
+"""
+
+
+@pytest.mark.parametrize("implementation", ["C"], indirect=True)  # both, inside
+def test_c_and_python_listeners_record_the_same(project: pytest.Pytester) -> None:
+    """The same statements, sync, async, from a thread, failed, give the same records in C and
+    in Python: SQL, shape, parameters' form, rows, call site, ORM load and its source, row count."""
+    project.makepyfile(
+        paths=COMPARED_PATHS,
+        test_same="""
+        import pytest
+        from paths import async_paths, listeners, summary, sync_paths
+
+        def test_sync(sqlaperf_engine, sqlaperf):
+            recorded = {}
+            for accelerated in (True, False):
+                listeners.use_extension(accelerated)
+                with sqlaperf_engine.connect() as connection:
+                    connection.exec_driver_sql("CREATE SEQUENCE IF NOT EXISTS paths_seq")
+                    with sqlaperf.capture() as log:
+                        sync_paths(connection)
+                    connection.rollback()
+                recorded[accelerated] = [summary(s) for s in log.statements]
+            assert len(recorded[True]) >= 20
+            assert recorded[True] == recorded[False]
+
+        @pytest.mark.asyncio
+        async def test_async(sqlaperf_async_session, sqlaperf):
+            recorded = {}
+            for accelerated in (True, False):
+                listeners.use_extension(accelerated)
+                with sqlaperf.capture() as log:
+                    await async_paths(sqlaperf_async_session)
+                await sqlaperf_async_session.rollback()
+                recorded[accelerated] = [summary(s) for s in log.statements]
+            assert len(recorded[True]) >= 6
+            assert recorded[True] == recorded[False]
+        """,
+    )
+    project.runpytest("-o", "sqlaperf_n_plus_one=off").assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize("implementation", ["C"], indirect=True)  # both, inside
+def test_c_and_python_walks_start_at_the_same_frame(project: pytest.Pytester) -> None:
+    """With no file known, the walk stops at the first frame it looks at and asks the finder
+    about it: that frame is the same in C and in Python on every path (the test before the
+    previous one shows that the frames the Python walk skips are SQLAlchemy's)."""
+    project.makepyfile(
+        paths=COMPARED_PATHS,
+        test_walk="""
+        import pytest
+        from paths import async_paths, listeners, sync_paths
+
+        class Blank:
+            # a CallSiteFinder that knows no file: every walk stops at its first frame
+
+            def __init__(self):
+                self.skipped, self.user, self.sites, self.asked = set(), set(), {}, []
+
+            def find(self, frame):
+                self.asked.append(frame and (frame.f_code, frame.f_lineno))
+                return None
+
+        def test_sync(sqlaperf_engine):
+            recorder = listeners._current
+            real = recorder._callsites
+            asked = {}
+            try:
+                for accelerated in (True, False):
+                    listeners.use_extension(accelerated)
+                    with sqlaperf_engine.connect() as connection:
+                        connection.exec_driver_sql("CREATE SEQUENCE IF NOT EXISTS paths_seq")
+                        recorder._callsites = finder = Blank()
+                        sync_paths(connection)
+                        recorder._callsites = real
+                        connection.rollback()
+                    asked[accelerated] = finder.asked
+            finally:
+                recorder._callsites = real
+            assert len(asked[True]) >= 20
+            assert asked[True] == asked[False]
+
+        @pytest.mark.asyncio
+        async def test_async(sqlaperf_async_session):
+            recorder = listeners._current
+            real = recorder._callsites
+            asked = {}
+            try:
+                for accelerated in (True, False):
+                    listeners.use_extension(accelerated)
+                    recorder._callsites = finder = Blank()
+                    await async_paths(sqlaperf_async_session)
+                    recorder._callsites = real
+                    await sqlaperf_async_session.rollback()
+                    asked[accelerated] = finder.asked
+            finally:
+                recorder._callsites = real
+            assert len(asked[True]) >= 6
+            assert asked[True] == asked[False]
+        """,
+    )
+    project.runpytest("-o", "sqlaperf_n_plus_one=off").assert_outcomes(passed=2)
 
 
 def test_recording_keeps_no_new_object_per_statement(project: pytest.Pytester) -> None:

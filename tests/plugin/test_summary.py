@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_sqlaperf.capture import listeners
+
 
 def test_summary_section(project: pytest.Pytester) -> None:
     project.makepyfile(
@@ -28,7 +30,8 @@ def test_summary_section(project: pytest.Pytester) -> None:
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "sqlaperf: backend auto (embedded, started on first use)",
+            "sqlaperf: backend auto (embedded, started on first use); statements recorded in "
+            + ("C" if listeners.accelerated() else "Python*"),
             "*= sqlaperf =*",
             "server: embedded PostgreSQL*",
             "measured: 3 tests, 2 ran statements; 6 statements (select 6)",

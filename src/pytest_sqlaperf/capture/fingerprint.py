@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Shape", "normalize", "shape_of", "statement_kind"]
 
@@ -94,9 +94,11 @@ _TABLE_INTRODUCERS = frozenset({"INTO", "TABLE", "REFERENCES"})
 _CACHE_SIZE = 4096
 
 
-@dataclass(frozen=True, slots=True)
-class Shape:
-    """The shape of one SQL statement."""
+class Shape(NamedTuple):
+    """The shape of one SQL statement.
+
+    A named tuple: the C listener reads its fields by index (see _speedups.c).
+    """
 
     fingerprint: str
     """Stable id of the shape: 16 hex characters, a digest of :attr:`display_sql`."""

@@ -11,11 +11,17 @@ it), so one call sees it before and after: the call site, the duration, the row 
 moment right after it ran, where the plan checks EXPLAIN it. A listener that another library
 registers later with ``insert=True`` runs before ours; if it returns True (it ran the
 statement itself), SQLAlchemy calls no other listener and the statement is not recorded.
+
+The listener is in C where the package was built with a C compiler (``_speedups.c``): the same
+steps as ``run`` below, about half its instructions on a Core statement. ``run`` stays the
+reference and the fallback (no compiler, or ``SQLAPERF_PURE_PYTHON=1``); the capture tests run
+against both and compare their records.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -40,6 +46,11 @@ from . import ormloads
 from .callsite import CallSiteFinder
 from .fingerprint import shape_of
 from .querylog import QueryLog, Statement
+
+try:  # the listeners in C (_speedups.c), built at install when a C compiler is there
+    from . import _speedups  # type: ignore[attr-defined]
+except ImportError:  # without: the listeners run in Python, with the same results
+    _speedups = None
 
 AfterStatement = Callable[[Statement, Connection, Any, Any], None]
 """``(statement, connection, dbapi_cursor, execution_context)`` after a recorded statement ran."""
@@ -66,13 +77,47 @@ class Recorder:
     def __init__(self) -> None:
         self._active: tuple[QueryLog, ...] = ()
         self._switch = threading.Lock()
-        self._callsites = CallSiteFinder()
         self._thread = threading.local()  # the serial of the last statement, per thread
         self._serials = itertools.count()  # each recorded statement's serial (QueryLog)
         self._loaded_by: dict[int, int] = {}  # id(InstanceState) -> serial of the statement
         self._installed = False
-        self.after_statement: AfterStatement | None = None
+        self._after: AfterStatement | None = None
+        # what the C listeners read (see _speedups.c): kept equal to the attributes above
+        self._state = _speedups.State(self._serials) if _speedups is not None else None
+        self._callsites = CallSiteFinder()
+
+    @property
+    def _callsites(self) -> CallSiteFinder:
+        """Finds and caches the call sites of statements."""
+        return self._finder
+
+    @_callsites.setter
+    def _callsites(self, finder: CallSiteFinder) -> None:
+        self._finder = finder
+        if self._state is not None:
+            state = self._state
+            state.skipped, state.user, state.sites = finder.skipped, finder.user, finder.sites
+            state.find = finder.find
+
+    @property
+    def after_statement(self) -> AfterStatement | None:
         """Called after each recorded statement ran (the plan checks EXPLAIN it there)."""
+        return self._after
+
+    @after_statement.setter
+    def after_statement(self, after: AfterStatement | None) -> None:
+        self._after = after
+        if self._state is not None:
+            self._state.after_statement = after
+
+    def _set_active(self, logs: tuple[QueryLog, ...]) -> None:
+        # with self._switch held
+        self._active = logs
+        if not logs:
+            self._loaded_by = {}
+        if self._state is not None:
+            self._state.logs = tuple(log._data for log in logs)
+            self._state.loaded_by = self._loaded_by
 
     @property
     def active(self) -> tuple[QueryLog, ...]:
@@ -104,14 +149,12 @@ class Recorder:
         (The plugin's per-test path: :meth:`recording` is the same as a context manager.)
         """
         with self._switch:
-            self._active = (*self._active, log)
+            self._set_active((*self._active, log))
 
     def stop(self, log: QueryLog) -> None:
         """Stop sending statements to ``log``."""
         with self._switch:
-            self._active = tuple(active for active in self._active if active is not log)
-            if not self._active:
-                self._loaded_by = {}
+            self._set_active(tuple(active for active in self._active if active is not log))
 
     @contextmanager
     def recording(self, log: QueryLog) -> Iterator[QueryLog]:
@@ -126,17 +169,22 @@ class Recorder:
     def paused(self) -> Iterator[None]:
         """Record nothing inside the block (the plugin's own statements, e.g. fixture set-up)."""
         with self._switch:
-            saved, self._active = self._active, ()
+            saved = self._active
+            self._set_active(())
         try:
             yield
         finally:
             with self._switch:
-                self._active = saved
+                self._set_active(saved)
 
     def _on_load(self, state: object, context: object) -> None:
         # once per object the ORM loads: raw=True hands the InstanceState without a wrapper
         if self._active and _current is self:
-            serial = getattr(self._thread, "serial", None)
+            serial = (
+                self._state.last_serial()
+                if _accelerated and self._state is not None
+                else getattr(self._thread, "serial", None)
+            )
             if serial is not None:
                 self._loaded_by[id(state)] = serial
 
@@ -149,6 +197,10 @@ records. A module global, read once per statement."""
 def _set_current() -> None:
     global _current
     _current = Recorder._installed_stack[-1] if Recorder._installed_stack else None
+    listener: Any
+    for listener in _LISTENERS.values():
+        if _speedups is not None and type(listener) is _speedups.Runner:
+            listener.state = _current._state if _current is not None else None
 
 
 _NO_PARAMETERS: Any = object()
@@ -167,6 +219,15 @@ calls SQLAlchemy's private methods itself could be skipped; its caller is then t
 _getframe = sys._getframe
 _new_statement = tuple.__new__
 """``tuple.__new__(Statement, values)``: a Statement without a Python-level constructor."""
+
+
+def _insertmanyvalues_rows(context: Any, parameters: Any) -> int:
+    """Rows in one insertmanyvalues batch: its parameters over the parameters of one row."""
+    compiled_parameters = context.compiled_parameters
+    if not compiled_parameters or len(compiled_parameters) < 2:
+        return 1
+    per_row = len(compiled_parameters[0]) or 1
+    return max(1, len(parameters) // per_row)
 
 
 def _listener(name: str) -> Callable[..., bool]:
@@ -207,7 +268,7 @@ def _listener(name: str) -> Callable[..., bool]:
         # SQLAlchemy's, ours or the standard library's. The walk starts past the frames that
         # are always SQLAlchemy's (see _FIRST_FRAME); each frame it steps through costs a frame
         # object, so it is one set-membership test per frame.
-        callsites = recorder._callsites
+        callsites = recorder._finder
         skipped = callsites.skipped
         try:
             frame: Any = _getframe(first_frame)
@@ -275,7 +336,7 @@ def _listener(name: str) -> Callable[..., bool]:
             recorder._thread.serial = serial
             for log in recorder._active:
                 log._data.extend(record)
-        after = recorder.after_statement
+        after = recorder._after
         if after is not None:
             # the parameters as they are (what EXPLAIN reads), not as the log's record keeps them
             fields = (statement, shape.display_sql, shape.fingerprint, shape.kind, parameters, rows,
@@ -310,7 +371,69 @@ def _execute(
     getattr(dialect, name)(*arguments)
 
 
-_LISTENERS: dict[str, Callable[..., bool]] = {name: _listener(name) for name in _EVENTS}
+def _runner(name: str) -> Callable[..., bool]:
+    """The listener of one of the dialect's execute events in C (_speedups.c): ``run`` above,
+    step for step, without the interpreter's cost per bytecode."""
+    runner: Callable[..., bool] = _speedups.Runner(
+        name,
+        name == "do_executemany",
+        name == "do_execute_no_params",
+        # it has no frame of its own, and no wrapper for do_execute_no_params: the caller's
+        # frame is run's frame 1
+        _FIRST_FRAME - 1,
+        execute=_execute,
+        shape_of=shape_of,
+        from_context=ormloads.from_context,
+        insertmany_rows=_insertmanyvalues_rows,
+        insertmanyvalues=_INSERTMANYVALUES,
+        empty_listener=_EmptyListener,
+        statement_type=Statement,
+        perf_counter=perf_counter,
+    )
+    return runner
+
+
+def _listeners(accelerated: bool) -> dict[str, Callable[..., bool]]:
+    make = _runner if accelerated else _listener
+    return {name: make(name) for name in _EVENTS}
+
+
+EXTENSION_ERROR: str | None = None
+"""Why the listener runs in Python, or None when it runs in C."""
+if _speedups is None:
+    EXTENSION_ERROR = "the C extension was not built (no C compiler when it was installed?)"
+elif os.environ.get("SQLAPERF_PURE_PYTHON", "") not in ("", "0"):
+    EXTENSION_ERROR = "SQLAPERF_PURE_PYTHON is set"
+_accelerated = EXTENSION_ERROR is None
+"""Whether the listeners that record statements are the C ones."""
+_LISTENERS: dict[str, Callable[..., bool]] = _listeners(_accelerated)
+
+
+def accelerated() -> bool:
+    """Whether the listeners that record statements are the C ones."""
+    return _accelerated
+
+
+def use_extension(enabled: bool) -> bool:
+    """Record with the C listeners (True) or the Python ones; returns the previous choice.
+
+    For tests, which run the capture tests with both; the environment variable
+    ``SQLAPERF_PURE_PYTHON=1`` chooses Python for a whole run.
+    """
+    global _LISTENERS, _accelerated
+    previous = _accelerated
+    if enabled and _speedups is None:
+        raise RuntimeError(EXTENSION_ERROR)
+    if enabled != previous:
+        installed = bool(Recorder._installed_stack)
+        if installed:
+            _unlisten()
+        _LISTENERS = _listeners(enabled)
+        _accelerated = enabled
+        if installed:
+            _listen()
+        _set_current()
+    return previous
 
 
 def _listen() -> None:
@@ -322,12 +445,3 @@ def _listen() -> None:
 def _unlisten() -> None:
     for name, listener in _LISTENERS.items():
         event.remove(Dialect, name, listener)
-
-
-def _insertmanyvalues_rows(context: Any, parameters: Any) -> int:
-    """Rows in one insertmanyvalues batch: its parameters over the parameters of one row."""
-    compiled_parameters = context.compiled_parameters
-    if not compiled_parameters or len(compiled_parameters) < 2:
-        return 1
-    per_row = len(compiled_parameters[0]) or 1
-    return max(1, len(parameters) // per_row)

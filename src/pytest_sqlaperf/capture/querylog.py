@@ -273,7 +273,8 @@ class QueryLog:
     def clear(self) -> None:
         """Drop the statements (and with them their parameters) once a record is made."""
         with self._lock:
-            self._data = []
+            # in place: the recorder's C listeners hold the active logs' lists (_speedups.c)
+            del self._data[:]
             self._made = None
             self._offset = 0
             self.exempt = ()

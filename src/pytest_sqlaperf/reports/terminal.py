@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from ..capture import listeners
 from .jsonreport import plural
 
 if TYPE_CHECKING:
@@ -30,7 +31,11 @@ def header(settings: Settings) -> str:
     where = settings.backend
     if settings.backend == "auto":
         where = "auto (url)" if settings.url else "auto (embedded, started on first use)"
-    return f"sqlaperf: backend {where}"
+    # which statement listener records (capture/listeners.py): the C one costs less
+    recorder = "C" if listeners.accelerated() else "Python"
+    if not listeners.accelerated() and listeners.EXTENSION_ERROR:
+        recorder += f" ({listeners.EXTENSION_ERROR})"
+    return f"sqlaperf: backend {where}; statements recorded in {recorder}"
 
 
 def summary(writer: Writer, records: Iterable[RecordSummary], server: ServerInfo | None) -> None:
