@@ -202,6 +202,7 @@ def _notes(results: dict[str, Any]) -> list[str]:
         "fixture takes its connections from a pool of that loop's: on the session's loop it "
         f"adds {shared:.1f} ms per test to a plain pooled connection."
     )
+    notes += _listener_notes(results)
     digests = results["source_digest"]
     if digests["measured"] != digests["tree_at_end"]:
         notes.append(
@@ -212,6 +213,43 @@ def _notes(results: dict[str, Any]) -> list[str]:
         if not row["met"]:
             notes.append(
                 f"MISSED: {row['measure']}: {report.format_value(row)} against {row['target']}."
+            )
+    return notes
+
+
+def _listener_notes(results: dict[str, Any]) -> list[str]:
+    """The C listener against the Python one, from the instruction counts of this run."""
+    notes = []
+    counted = results.get("instructions", {})
+    if report.measured(counted) and "recorder_python" in counted["variants"]:
+        per_loop = []
+        for loop, variants in counted["summary"]["per_statement"].items():
+            c, python = variants["recorder"]["added"], variants["recorder_python"]["added"]
+            per_loop.append(
+                f"{loop}: {c:+,.0f} instructions per statement in C, {python:+,.0f} in Python"
+            )
+        notes.append(
+            "The statement listener in C (`_speedups.c`, the default where a C compiler built "
+            "it) against the same listener in Python (`SQLAPERF_PURE_PYTHON=1`), seed 0: "
+            + "; ".join(per_loop)
+            + ". The ORM loop's figures swing by tens of thousands of instructions with memory "
+            "layout (hash seed, code size): SQLAlchemy's attribute reads miss the interpreter's "
+            "type attribute cache more or less often depending on which entries collide; the "
+            "workload's counts below average five seeds for that reason."
+        )
+    workload = results.get("workload_instructions", {})
+    if report.measured(workload):
+        overheads = workload["summary"]["overhead_percent"]["ours"]
+        per_driver = [
+            f"{driver}: {figures['n_plus_one']:+.1f} % in C, "
+            f"{figures['n_plus_one_python']:+.1f} % in Python"
+            for driver, figures in overheads.items()
+            if "n_plus_one_python" in figures
+        ]
+        if per_driver:
+            notes.append(
+                "Capture overhead with N+1 detection, instructions per workload test, mean over "
+                "the seeds: " + "; ".join(per_driver) + "."
             )
     return notes
 
@@ -328,6 +366,8 @@ def _workload_instructions(
         for variant, (_, plugin, args) in overhead.VARIANTS.items()
         if full or variant in ("without", "n_plus_one")
     }
+    if full:  # the same with the Python listener (SQLAPERF_PURE_PYTHON=1): what C saves
+        ours["n_plus_one_python"] = (True, ("-p", "bench_pure_python", *ours["n_plus_one"][1]))
     tools = {}
     if venvs is not None and full:
         for tool, spec in competitors.TOOLS.items():
@@ -346,6 +386,7 @@ def _workload_instructions(
         tools,
         drivers=("sync", "async") if full else ("sync",),
         seeds=sizes.workload_instruction_seeds,
+        seeded_variants=("without", "capture_only", "n_plus_one", "n_plus_one_python"),
     )
 
 

@@ -5,7 +5,8 @@ Runs the capture-overhead workload (sync or async) under an opcode-counting trac
 one of its variants, and prints the bytecodes per test that each function adds: the difference
 between the two sizes, over N2 - N1, so start-up and collection cancel out. Deterministic and
 quick (about half a minute), it is the tool for speed work on the plugin; it counts Python
-bytecodes only, not the C work behind them (callgrind does: ``bench/instructions.py``).
+bytecodes only, not the C work behind them (callgrind does: ``bench/instructions.py``);
+the statement listener in C (``_speedups.c``) shows only through the Python it calls.
 """
 
 from __future__ import annotations

@@ -36,7 +36,10 @@ VARIANTS: dict[str, str] = {
     ),
     "recorder": (
         "the plugin's recorder recording (`Recorder().install()`, a `QueryLog` active): "
-        "fingerprint, call site, ORM load origin of each statement"
+        "fingerprint, call site, ORM load origin of each statement, by its C listener"
+    ),
+    "recorder_python": (
+        "the same with the Python listener (`SQLAPERF_PURE_PYTHON=1`), the C one's reference"
     ),
     "explain": (
         "the recorder and its EXPLAIN step (`ExplainRunner.explain` after each statement; "
@@ -91,9 +94,12 @@ recorder = runner = None
 recording = contextlib.nullcontext()
 if variant == "listener":
     event.listen(Engine, "before_cursor_execute", _no_op, retval=True)
-elif variant in ("recorder", "explain"):
+elif variant in ("recorder", "recorder_python", "explain"):
+    from pytest_sqlaperf.capture import listeners
     from pytest_sqlaperf.capture.listeners import Recorder
     from pytest_sqlaperf.capture.querylog import QueryLog
+
+    listeners.use_extension(variant != "recorder_python")
 
     recorder = Recorder()
     recorder.install()
@@ -146,6 +152,7 @@ with recording as log:
     mark()
     if log is not None:
         checks["recorded"] = len(log.statements)
+        checks["accelerated"] = listeners.accelerated()
 if runner is not None:
     checks["explains"] = len(runner.durations)
     checks["explain_skips"] = dict(runner.skips)
@@ -257,8 +264,14 @@ def _run(script: Path, url: str, variant: str, n1: int, n2: int) -> dict[str, An
 
 def _check(variant: str, run: dict[str, Any], n1: int, n2: int) -> None:
     checks = run["checks"]
-    if variant in ("recorder", "explain") and checks.get("recorded", 0) < 2 * (n1 + n2):
+    if variant in ("recorder", "recorder_python", "explain") and checks.get("recorded", 0) < 2 * (
+        n1 + n2
+    ):
         raise BenchError(f"the recorder recorded {checks.get('recorded')} statements ({variant})")
+    if variant in ("recorder", "explain") and checks.get("accelerated") is not True:
+        raise BenchError(f"the {variant} variant recorded without the C listener (not built?)")
+    if variant == "recorder_python" and checks.get("accelerated") is not False:
+        raise BenchError("the recorder_python variant recorded with the C listener")
     if variant == "explain" and not checks.get("explains"):
         raise BenchError(f"the EXPLAIN step ran no EXPLAIN: {checks}")
     if variant == "listener" and not checks.get("engine_listeners_called"):

@@ -582,10 +582,23 @@ sqlaperf_n_plus_one = warn
 )
 
 
+PURE_PYTHON_PLUGIN = '''\
+"""Loaded with ``-p bench_pure_python``: the plugin records statements with its Python
+listener, the reference of the C one (what SQLAPERF_PURE_PYTHON=1 chooses)."""
+
+from pytest_sqlaperf.capture import listeners
+
+
+def pytest_configure(config):
+    listeners.use_extension(False)
+'''
+
+
 def workload_project(tests: int, statements: int) -> dict[str, str]:
     """The ORM suite (sync and async modules) on engines of its own, and the statement loops."""
     return {
         "pytest.ini": WORKLOAD_INI,
+        "bench_pure_python.py": PURE_PYTHON_PLUGIN,
         "models.py": MODELS,
         "workload.py": WORKLOAD,
         "conftest.py": TIMING_CONFTEST + WORKLOAD_CONFTEST,

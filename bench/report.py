@@ -35,6 +35,14 @@ OUR_VARIANTS = {
 }
 
 
+# Labels of our variants in the instruction counts of the workload: those above, and one that
+# exists there only.
+WORKLOAD_LABELS = {
+    **{variant: label for variant, (label, _) in OUR_VARIANTS.items()},
+    "n_plus_one_python": "N+1 detection, EXPLAIN off, the Python listener",
+}
+
+
 def measured(section: dict[str, Any] | None) -> bool:
     """Whether a section of the results holds figures (not ``{"skipped": why}``)."""
     return section is not None and "skipped" not in section
@@ -738,7 +746,7 @@ def _workload_instructions_section(counted: dict[str, Any]) -> list[str]:
     for who, drivers in counted["per_test"].items():
         for driver, variants in drivers.items():
             for variant, count in variants.items():
-                label = OUR_VARIANTS.get(variant, (variant,))[0] if who == "ours" else variant
+                label = WORKLOAD_LABELS.get(variant, variant) if who == "ours" else variant
                 seeds = counted["per_seed"][who][driver][variant]
                 if variant == "without":
                     overhead = "-"

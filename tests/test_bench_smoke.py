@@ -112,7 +112,7 @@ def test_quick_benchmark_writes_json_and_markdown(tmp_path: Path) -> None:
         per_statement = counted["summary"]["per_statement"]
         for loop in ("core", "orm"):
             variants = per_statement[loop]
-            assert set(variants) == {"none", "listener", "recorder", "explain"}
+            assert set(variants) == {"none", "listener", "recorder", "recorder_python", "explain"}
             # A statement through SQLAlchemy takes some 10^5 instructions; recording adds some.
             assert 10_000 < variants["none"]["instructions"] < 10_000_000, loop
             assert variants["recorder"]["added"] > 0, loop
