@@ -464,18 +464,22 @@ def test_recording_keeps_no_new_object_per_statement(project: pytest.Pytester) -
             recorder = Recorder()
             recorder.install()  # the innermost recorder: the plugin's records nothing meanwhile
             try:
+                differences = []
                 with sqlaperf_engine.connect() as connection:
-                    without = kept(connection, 1000)
-                    log = QueryLog("t")
-                    with recorder.recording(log):
-                        recording = kept(connection, 1000)
+                    for _ in range(3):
+                        without = kept(connection, 1000)
+                        log = QueryLog("t")
+                        with recorder.recording(log):
+                            recording = kept(connection, 1000)
+                        differences.append((recording - without, recording, without))
             finally:
                 recorder.uninstall()
             assert len(log.statements) == 1020
             assert log.statements[-1].parameters == {"x": 999}
-            # one object kept per statement would be 1,000 more (a Statement and its parameters'
-            # dict were 2,000); the rest is the noise of the process's other threads
-            assert recording - without < 250, (recording, without)
+            # one object kept per statement would be 1,000 more in every round (a Statement and
+            # its parameters' dict were 2,000); the rest is the noise of the process's other
+            # threads and SQLAlchemy's caches, a few hundred now and then: the best round counts
+            assert min(differences)[0] < 250, differences
         """
     )
     project.runpytest().assert_outcomes(passed=1)
