@@ -197,10 +197,11 @@ records. A module global, read once per statement."""
 def _set_current() -> None:
     global _current
     _current = Recorder._installed_stack[-1] if Recorder._installed_stack else None
-    listener: Any
-    for listener in _LISTENERS.values():
-        if _speedups is not None and type(listener) is _speedups.Runner:
-            listener.state = _current._state if _current is not None else None
+    if _accelerated:  # the C listeners read the recording recorder's State
+        state = _current._state if _current is not None else None
+        listener: Any
+        for listener in _LISTENERS.values():
+            listener.state = state
 
 
 _NO_PARAMETERS: Any = object()
