@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from .postgres.databases import RunDatabases, database_url
-from .postgres.server import Server, ServerInfo, make_server
+from .postgres.server import Server, ServerInfo, make_server, preload_drivers
 from .settings import Settings
 
 SetupDatabase = Callable[[Connection], None]
@@ -59,6 +59,7 @@ class Provisioner:
         return self._info
 
     def _start(self) -> tuple[ServerInfo, RunDatabases, str]:
+        preload_drivers()  # imports while the server starts (or the URL's is reached)
         if self._info is None:
             server = make_server(
                 self._settings.backend,
@@ -71,7 +72,9 @@ class Provisioner:
             self._server = server
             self._info = server.start()
         if self._databases is None:
-            self._databases = RunDatabases(self._info.admin_url, self._run_id)
+            self._databases = RunDatabases(
+                self._info.admin_url, self._run_id, file_copy=self._info.backend == "embedded"
+            )
             self._databases.open()
         if self._template is None:
             self._template = self._databases.create_template(self._setup)

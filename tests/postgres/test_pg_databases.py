@@ -44,8 +44,24 @@ def count_authors(url: str) -> int:
         engine.dispose()
 
 
-def test_template_and_worker_databases(server: ServerInfo, admin: psycopg.Connection[Any]) -> None:
-    run = RunDatabases(server.admin_url, new_run_id())
+@pytest.mark.parametrize("file_copy", [False, True], ids=["wal_log", "file_copy"])
+def test_template_and_worker_databases(
+    server: ServerInfo,
+    admin: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    file_copy: bool,
+) -> None:
+    executed: list[str] = []
+    execute = RunDatabases._execute
+
+    def spy(
+        self: RunDatabases, connection: psycopg.Connection[Any], statement: Any, what: str
+    ) -> None:
+        executed.append(statement.as_string(connection))
+        execute(self, connection, statement, what)
+
+    monkeypatch.setattr(RunDatabases, "_execute", spy)
+    run = RunDatabases(server.admin_url, new_run_id(), file_copy=file_copy)
     run.open()
     try:
         template = run.create_template(create_schema)
@@ -55,6 +71,10 @@ def test_template_and_worker_databases(server: ServerInfo, admin: psycopg.Connec
         for name in workers:
             assert count_authors(database_url(server.admin_url, name)) == 2
         assert {template, *workers} <= databases(admin)
+        creates = [statement for statement in executed if statement.startswith("CREATE")]
+        assert len(creates) == 3
+        # The server is PostgreSQL 16: FILE_COPY exists there (15 and later).
+        assert all(statement.endswith(" STRATEGY FILE_COPY") == file_copy for statement in creates)
     finally:
         run.drop_all()
     assert not any(run.run_id in name for name in databases(admin))

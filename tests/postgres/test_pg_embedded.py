@@ -13,7 +13,10 @@ import pytest
 from pg_helpers import needs_root, process_uid, server_processes
 
 from pytest_sqlaperf.errors import SqlaperfError
+from pytest_sqlaperf.postgres import account, clustercache
+from pytest_sqlaperf.postgres.account import resolve_run_as
 from pytest_sqlaperf.postgres.binaries import PgBinaries, find_binaries
+from pytest_sqlaperf.postgres.clustercache import copy_tree
 from pytest_sqlaperf.postgres.embedded import EmbeddedServer
 from pytest_sqlaperf.postgres.rundir import process_start_time
 from pytest_sqlaperf.postgres.server import new_run_id
@@ -97,6 +100,50 @@ def test_cluster_cache_is_fresh_initdb_output_and_reused(pg16: PgBinaries, tmp_p
     finally:
         second.stop()
     assert [path.name for path in cache.iterdir()] == [entry.name]
+
+
+@pytest.mark.parametrize("cp", ["cp", "missing", "failing"])
+def test_copy_tree_keeps_links_and_modes_with_or_without_cp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cp: str
+) -> None:
+    source = tmp_path / "source"
+    (source / "base" / "1").mkdir(parents=True)
+    (source / "base" / "1" / "112").write_bytes(b"page" * 2048)
+    (source / "PG_VERSION").write_text("16\n")
+    (source / "PG_VERSION").chmod(0o600)
+    (source / "pg_wal").symlink_to("base")
+    if cp != "cp":
+        replacement = None if cp == "missing" else shutil.which("false")
+        monkeypatch.setattr(clustercache.shutil, "which", lambda name: replacement)
+    copy = tmp_path / "copy"
+    copy_tree(source, copy)
+    assert (copy / "base" / "1" / "112").read_bytes() == b"page" * 2048
+    assert (copy / "PG_VERSION").stat().st_mode & 0o777 == 0o600
+    assert os.readlink(copy / "pg_wal") == "base"
+    assert sorted(path.relative_to(copy) for path in copy.rglob("*")) == sorted(
+        path.relative_to(source) for path in source.rglob("*")
+    )
+
+
+@needs_root
+@pytest.mark.parametrize("tool", ["chown", "walk"])
+def test_chown_tree_gives_the_tree_and_nothing_it_links_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tool: str
+) -> None:
+    outside = tmp_path / "outside"
+    outside.write_text("")
+    tree = tmp_path / "tree"
+    (tree / "base" / "1").mkdir(parents=True)
+    (tree / "base" / "1" / "112").write_text("")
+    (tree / "link").symlink_to(outside)
+    if tool == "walk":
+        monkeypatch.setattr(account.shutil, "which", lambda name: None)
+    run_as = resolve_run_as("nobody")
+    run_as.chown_tree(tree)
+    for path in (tree, tree / "base", tree / "base" / "1", tree / "base" / "1" / "112"):
+        assert (path.lstat().st_uid, path.lstat().st_gid) == (run_as.uid, run_as.gid)
+    assert (tree / "link").lstat().st_uid == run_as.uid
+    assert outside.stat().st_uid == 0
 
 
 def test_unusable_cache_dir_only_costs_time(pg16: PgBinaries, tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,23 @@ def test_auto_without_any_server_explains_all_three_ways(
     message = str(raised.value)
     for way in ("apt-get install postgresql", "--sqlaperf-url", "Docker"):
         assert way in message
+
+
+PRELOAD_SCRIPT = """
+import sys
+from pytest_sqlaperf.postgres.server import PRELOAD, preload_drivers
+assert not any(name in sys.modules for name in PRELOAD), "imported before the preload"
+thread = preload_drivers()
+assert preload_drivers() is thread
+thread.join(60)
+print(thread.is_alive(), all(name in sys.modules for name in PRELOAD))
+"""
+
+
+def test_preload_imports_the_drivers_once_in_a_thread() -> None:
+    # A fresh interpreter: this one imported the drivers long ago.
+    completed = subprocess.run(
+        [sys.executable, "-c", PRELOAD_SCRIPT], capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["False", "True"]

@@ -16,7 +16,7 @@ from pytest_sqlaperf.postgres.account import RunAs
 from pytest_sqlaperf.postgres.binaries import PgBinaries
 from pytest_sqlaperf.postgres.rundir import process_start_time
 
-__all__ = ["INITDB_OPTIONS", "ClusterCache", "initdb", "server_environment"]
+__all__ = ["INITDB_OPTIONS", "ClusterCache", "copy_tree", "initdb", "server_environment"]
 
 SUPERUSER = "postgres"
 # Trust on the unix socket is safe: the socket lives in a 0700 directory of the server account.
@@ -27,6 +27,31 @@ _BUILDING = ".building-"
 def server_environment() -> dict[str, str]:
     """Our environment without PG* variables, which would point initdb or postgres elsewhere."""
     return {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+
+
+def copy_tree(source: Path, destination: Path) -> None:
+    """Copy a cluster directory (symlinks as symlinks, modes and times kept).
+
+    ``cp`` first: it copies a cluster (~1,000 files) in about half the time ``shutil.copytree``
+    takes, and in another process, so the caller's thread is free meanwhile (the embedded server
+    imports the drivers then). ``shutil.copytree`` where ``cp`` is missing or fails.
+    """
+    cp = shutil.which("cp")
+    if cp is not None:
+        try:
+            completed = subprocess.run(
+                [cp, "-RPp", str(source), str(destination)],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=300,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            completed = None
+        if completed is not None and completed.returncode == 0:
+            return
+        shutil.rmtree(destination, ignore_errors=True)
+    shutil.copytree(source, destination, symlinks=True)
 
 
 def initdb(binaries: PgBinaries, run_as: RunAs, data_dir: Path) -> None:
@@ -88,7 +113,7 @@ class ClusterCache:
         try:
             if not (entry / "PG_VERSION").is_file():
                 return False
-            shutil.copytree(entry, data_dir, symlinks=True)
+            copy_tree(entry, data_dir)
         except OSError:
             shutil.rmtree(data_dir, ignore_errors=True)
             return False
@@ -119,7 +144,7 @@ class ClusterCache:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             _remove_abandoned(self.root)
-            shutil.copytree(data_dir, building, symlinks=True)
+            copy_tree(data_dir, building)
             # Concurrent runs race to the same entry: rename is atomic, the loser drops its copy.
             with contextlib.suppress(OSError):
                 os.rename(building, entry)

@@ -51,10 +51,16 @@ class RunDatabases:
     While open, a session holds a shared advisory lock keyed on the run id: other runs (and other
     processes of this run, such as xdist workers, which may open their own RunDatabases) see the
     run as alive. A run whose lock can be taken exclusively is dead, and its databases are dropped.
+
+    With ``file_copy``, databases are created with ``STRATEGY FILE_COPY`` on PostgreSQL 15 and
+    later: it copies the template's files (10 ms here, on our embedded server's tmpfs with fsync
+    off) instead of writing each page to the WAL (22-36 ms), but asks for two checkpoints, which
+    can be slow on a server other work shares. So only for servers of our own.
     """
 
-    def __init__(self, admin_url: str, run_id: str) -> None:
+    def __init__(self, admin_url: str, run_id: str, *, file_copy: bool = False) -> None:
         self.run_id = run_id
+        self.file_copy = file_copy
         self._url = normalize_url(admin_url, what="admin URL")
         self._masked_url = mask_url(admin_url)
         database_name(run_id, TEMPLATE_SUFFIX)  # validates the run id early
@@ -103,6 +109,8 @@ class RunDatabases:
         statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
         if template is not None:
             statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        if self.file_copy and self._server_major >= 15:
+            statement += sql.SQL(" STRATEGY FILE_COPY")
         self._execute(connection, statement, f"create database {name}")
         self.created.append(name)
         return name

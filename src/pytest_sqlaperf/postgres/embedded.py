@@ -18,6 +18,7 @@ from pytest_sqlaperf.postgres.binaries import PgBinaries
 from pytest_sqlaperf.postgres.clustercache import (
     SUPERUSER,
     ClusterCache,
+    copy_tree,
     initdb,
     server_environment,
 )
@@ -27,7 +28,7 @@ from pytest_sqlaperf.postgres.rundir import (
     kill_postmaster,
     sweep_orphans,
 )
-from pytest_sqlaperf.postgres.server import ServerInfo
+from pytest_sqlaperf.postgres.server import ServerInfo, preload_drivers
 
 __all__ = ["SERVER_SETTINGS", "EmbeddedServer"]
 
@@ -99,6 +100,8 @@ class EmbeddedServer:
         if self._process is not None:
             raise RuntimeError("EmbeddedServer.start() called twice")
         self._owner_pid = os.getpid()
+        # The drivers import while we wait on the cluster's copy and the server's start.
+        preload = preload_drivers()
         sweep_orphans()
         run_as = resolve_run_as(self.pg_user)
         binaries = binaries_for(self.binaries, run_as)
@@ -107,6 +110,7 @@ class EmbeddedServer:
             self.directory = create_private_dir(choose_parent(run_as.can_reach), self.run_id)
             self._prepare_cluster(binaries, run_as, self.directory)
             self._process = self._spawn(binaries, run_as, self.directory)
+            preload.join()
             version = self._wait_until_ready(self._process, self.directory)
         except BaseException:
             self.stop()
@@ -149,8 +153,8 @@ class EmbeddedServer:
     def _prepare_cluster(self, binaries: PgBinaries, run_as: RunAs, directory: Path) -> None:
         (directory / "sock").mkdir(mode=0o700)
         os.chmod(directory / "sock", 0o700)
-        run_as.chown_tree(directory / "sock")
         if run_as.drop:
+            os.chown(directory / "sock", run_as.uid, run_as.gid)
             os.chown(directory, run_as.uid, run_as.gid)
         data_dir = directory / "data"
         if self.cache.restore(binaries, data_dir):
@@ -163,7 +167,7 @@ class EmbeddedServer:
         # to a disk cache takes ~1 s here, so it is done while the server runs.
         pristine = directory / "pristine"
         initdb(binaries, run_as, pristine)
-        shutil.copytree(pristine, data_dir, symlinks=True)
+        copy_tree(pristine, data_dir)
         run_as.chown_tree(data_dir)
         self._storing = self.cache.store_in_background(binaries, pristine)
 
