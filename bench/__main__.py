@@ -1,8 +1,11 @@
-"""``python -m bench [--quick] [--output DIR]``: run the benchmarks, write JSON and Markdown."""
+"""``python -m bench [--quick] [--output DIR] [--rerun startup]``: run the benchmarks, write JSON
+and Markdown."""
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import os
 import statistics
 import sys
@@ -203,6 +206,14 @@ def _notes(results: dict[str, Any]) -> list[str]:
         f"adds {shared:.1f} ms per test to a plain pooled connection."
     )
     notes += _listener_notes(results)
+    for again in results.get("reruns", []):
+        notes.append(
+            f"Rerun on {again['date']} ({', '.join(again['sections'])}; source digest "
+            f"{again['source_digest']}, load average {again['load_average']['start'][0]} at "
+            f"its start): those tables replace the full run's; every other figure is from the "
+            "full run. Timed figures of two runs are not comparable with each other: the "
+            "machine's speed changes from day to day."
+        )
     digests = results["source_digest"]
     if digests["measured"] != digests["tree_at_end"]:
         notes.append(
@@ -355,6 +366,67 @@ def run(
     return results
 
 
+RERUNNABLE = ("startup",)
+
+
+def rerun(
+    output: Path,
+    section: str,
+    sizes: Sizes,
+    quick: bool,
+    *,
+    with_pytest_postgresql: bool = True,
+) -> dict[str, Any]:
+    """Measure ``section`` again and put it into the results in ``output`` (of a run as quick).
+
+    Start-up is the one section that can be rerun: ours and pytest-postgresql's are measured
+    side by side again, so their comparison stays within one run. The rerun's date, source and
+    load are kept under ``reruns``; the Markdown says which tables come from it.
+    """
+    if section not in RERUNNABLE:
+        raise BenchError(f"--rerun {section!r}: only {', '.join(RERUNNABLE)} can be rerun")
+    path = output / "benchmarks.json"
+    try:
+        results: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise BenchError(
+            f"--rerun needs the results of a run in {path} ({error}); run python -m bench"
+        ) from None
+    if bool(results.get("quick")) != quick:
+        held, asked = ("a --quick", "a full") if quick is False else ("a full", "a --quick")
+        raise BenchError(f"{path} holds {held} run: {asked} rerun cannot go into it")
+    started = time.monotonic()
+    load_start = machine.load_average()
+    with (
+        tempfile.TemporaryDirectory(prefix="sqlaperf-bench-") as temporary,
+        source_snapshot(Path(temporary) / "source") as snapshot_digest,
+    ):
+        workdir = Path(temporary)
+        _progress("start-up (cold and warm)")
+        results["startup"] = startup.measure(workdir, workdir / "warm-cache", sizes.startup_samples)
+        sections = ["startup"]
+        if with_pytest_postgresql:
+            _progress("start-up of pytest-postgresql")
+            results["pytest_postgresql_startup"] = pgstartup.measure(
+                workdir, sizes.pg_startup_samples, pgstartup.venv_directory(venv_cache())
+            )
+            sections.append("pytest_postgresql_startup")
+    results.setdefault("reruns", []).append(
+        {
+            "sections": sections,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "source_digest": snapshot_digest,
+            "load_average": {"start": load_start, "end": machine.load_average()},
+            "duration_s": time.monotonic() - started,
+        }
+    )
+    results["verdicts"] = report.verdicts(results)
+    results["notes"] = _notes(results)
+    report.write_json(output / "benchmarks.json", results)
+    report.write_markdown(output / "benchmarks.md", results)
+    return results
+
+
 def _workload_instructions(
     workdir: Path, environment: dict[str, str], sizes: Sizes, venvs: Path | None
 ) -> dict[str, Any]:
@@ -415,15 +487,31 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="Skip pytest-postgresql's start-up (its virtualenv needs PyPI)",
     )
+    parser.add_argument(
+        "--rerun",
+        choices=RERUNNABLE,
+        help="Measure this section again (side by side with its comparisons) and put it into "
+        "the results in --output, which say so",
+    )
     options = parser.parse_args(argv)
+    sizes = QUICK if options.quick else FULL
     try:
-        results = run(
-            options.output,
-            QUICK if options.quick else FULL,
-            options.quick,
-            with_competitors=not options.no_competitors,
-            with_pytest_postgresql=not options.no_pytest_postgresql,
-        )
+        if options.rerun is not None:
+            results = rerun(
+                options.output,
+                options.rerun,
+                sizes,
+                options.quick,
+                with_pytest_postgresql=not options.no_pytest_postgresql,
+            )
+        else:
+            results = run(
+                options.output,
+                sizes,
+                options.quick,
+                with_competitors=not options.no_competitors,
+                with_pytest_postgresql=not options.no_pytest_postgresql,
+            )
     except BenchError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 1

@@ -301,6 +301,12 @@ def format_value(row: dict[str, Any]) -> str:
     return f"{row['median']:.3f} {row['unit']}"
 
 
+_SECTION_TITLES = {
+    "startup": "our start-up (cold and warm)",
+    "pytest_postgresql_startup": "pytest-postgresql's start-up",
+}
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     machine = results["machine"]
     startup = results["startup"]
@@ -316,6 +322,14 @@ def render_markdown(results: dict[str, Any]) -> str:
         "here, never as timed assertions in the tests.",
         "",
     ]
+    for again in results.get("reruns", []):
+        lines += [
+            f"**Rerun on {again['date']}** (`python -m bench --rerun startup`): "
+            + ", ".join(_SECTION_TITLES.get(name, name) for name in again["sections"])
+            + ". Those figures replace the full run's and were measured side by side in the "
+            "rerun; every other figure is from the full run above.",
+            "",
+        ]
     if results["quick"]:
         lines += [
             "**Quick run** (tiny sizes, few repetitions): these figures only show that the "
