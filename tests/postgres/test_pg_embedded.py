@@ -123,6 +123,11 @@ def test_copy_tree_keeps_links_and_modes_with_or_without_cp(
     assert sorted(path.relative_to(copy) for path in copy.rglob("*")) == sorted(
         path.relative_to(source) for path in source.rglob("*")
     )
+    # Never into (or over) an existing directory, which cp -R would copy into.
+    with pytest.raises(FileExistsError):
+        copy_tree(source, copy)
+    assert not (copy / "source").exists()
+    assert (copy / "PG_VERSION").exists()
 
 
 @needs_root

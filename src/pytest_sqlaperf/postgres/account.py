@@ -17,7 +17,7 @@ from pytest_sqlaperf.errors import SqlaperfError
 from pytest_sqlaperf.postgres.binaries import PgBinaries
 from pytest_sqlaperf.postgres.rundir import process_start_time
 
-__all__ = ["RunAs", "binaries_for", "resolve_run_as"]
+__all__ = ["RunAs", "binaries_for", "resolve_run_as", "run_tool"]
 
 _BIN_CACHE_PREFIX = "sqlaperf-bin-"
 _ALTERNATIVES = (
@@ -51,24 +51,34 @@ class RunAs:
             return
         # chown(1) first: a cluster is ~1,000 files, which it does in a few ms, in another
         # process (the embedded server imports the drivers in a thread meanwhile).
-        chown = shutil.which("chown")
-        if chown is not None:
-            try:
-                completed = subprocess.run(
-                    [chown, "-R", "-h", f"{self.uid}:{self.gid}", str(root)],
-                    stdin=subprocess.DEVNULL,
-                    capture_output=True,
-                    timeout=300,
-                    check=False,
-                )
-            except (OSError, subprocess.SubprocessError):
-                completed = None
-            if completed is not None and completed.returncode == 0:
-                return
+        if run_tool("chown", "-R", "-h", f"{self.uid}:{self.gid}", str(root)):
+            return
         os.chown(root, self.uid, self.gid, follow_symlinks=False)
         for directory, dirnames, filenames in os.walk(root):
             for name in dirnames + filenames:
                 os.chown(os.path.join(directory, name), self.uid, self.gid, follow_symlinks=False)
+
+
+def run_tool(name: str, *arguments: str) -> bool:
+    """Run the system tool ``name`` (found on PATH); whether it ran and succeeded.
+
+    For tools that do in one process what would take a Python loop (``cp``, ``chown``); the
+    caller falls back to that loop when this returns False.
+    """
+    path = shutil.which(name)
+    if path is None:
+        return False
+    try:
+        completed = subprocess.run(
+            [path, *arguments],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return completed.returncode == 0
 
 
 def resolve_run_as(pg_user: str) -> RunAs:

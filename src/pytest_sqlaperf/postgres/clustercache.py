@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from pytest_sqlaperf.errors import SqlaperfError
-from pytest_sqlaperf.postgres.account import RunAs
+from pytest_sqlaperf.postgres.account import RunAs, run_tool
 from pytest_sqlaperf.postgres.binaries import PgBinaries
 from pytest_sqlaperf.postgres.rundir import process_start_time
 
@@ -36,21 +36,12 @@ def copy_tree(source: Path, destination: Path) -> None:
     takes, and in another process, so the caller's thread is free meanwhile (the embedded server
     imports the drivers then). ``shutil.copytree`` where ``cp`` is missing or fails.
     """
-    cp = shutil.which("cp")
-    if cp is not None:
-        try:
-            completed = subprocess.run(
-                [cp, "-RPp", str(source), str(destination)],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=300,
-                check=False,
-            )
-        except (OSError, subprocess.SubprocessError):
-            completed = None
-        if completed is not None and completed.returncode == 0:
-            return
-        shutil.rmtree(destination, ignore_errors=True)
+    if destination.exists() or destination.is_symlink():
+        # As shutil.copytree (cp would copy into it instead, and the fallback remove it).
+        raise FileExistsError(f"{destination} exists")
+    if run_tool("cp", "-RPp", str(source), str(destination)):
+        return
+    shutil.rmtree(destination, ignore_errors=True)
     shutil.copytree(source, destination, symlinks=True)
 
 
