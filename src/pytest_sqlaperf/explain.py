@@ -3,12 +3,13 @@ in a savepoint that is always rolled back, once per statement shape and values (
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .checks.catalog import Catalog, read_catalog, read_indexes
 from .rawconnection import Channel, channel_for
@@ -84,6 +85,16 @@ def plannable(statement: Statement) -> bool:
     return sql.startswith("WITH ") or (statement.kind == "insert" and " SELECT " in sql)
 
 
+class _Unknown(enum.Enum):
+    UNKNOWN = "unknown"
+
+
+UNKNOWN = _Unknown.UNKNOWN
+_PARAMETERS = 4
+"""Statement's field ``parameters``, read by index where every call counts."""
+"""ExplainRunner.known(): the outcome is not cached; explain() would run EXPLAIN."""
+
+
 def values_key(parameters: Any) -> int:
     """A cheap key for bound values (hashable ones hashed as a tuple, others by their repr)."""
     try:
@@ -121,23 +132,21 @@ class ExplainRunner:
 
         Cheap for shapes already explained: a dict lookup and a hash of the values.
         """
+        known = self.known(statement, executemany)
+        if known is not UNKNOWN:
+            return known
+        parameters = statement.parameters
+        if executemany and isinstance(parameters, (list, tuple)):
+            parameters = parameters[0] if parameters else None
         shape = self._shapes.get(statement.fingerprint)
         if shape is None:
             is_postgres = connection.dialect.name == "postgresql"
             shape = self._shapes[statement.fingerprint] = _Shape(
                 is_postgres and plannable(statement)
             )
-        if not shape.plannable:
-            return None
-        parameters = statement.parameters
-        if executemany and isinstance(parameters, (list, tuple)):
-            parameters = parameters[0] if parameters else None
+            if not shape.plannable:
+                return None
         key = values_key(parameters)
-        found = shape.by_values.get(key)
-        if found is not None:
-            return found
-        if len(shape.by_values) >= MAX_VALUES_PER_SHAPE and shape.first is not None:
-            return shape.first
         outcome, lasting = self._explain(statement, parameters, connection)
         if outcome.skipped is not None:
             self.skips[outcome.skipped] += 1
@@ -146,6 +155,41 @@ class ExplainRunner:
             if shape.first is None:
                 shape.first = outcome
         return outcome
+
+    def known(
+        self, statement: Statement, executemany: bool = False
+    ) -> Explained | Literal[_Unknown.UNKNOWN] | None:
+        """What :meth:`explain` would return without running EXPLAIN: the outcome cached for
+        the statement's shape and values, None when the shape has no plan, or :data:`UNKNOWN`.
+
+        The cheap part of :meth:`explain`, apart so that a caller learns from it that there is
+        nothing new (planning's ``_after_statement``): it runs for nearly every statement, so
+        it is written for speed (no call it can avoid).
+        """
+        shape = self._shapes.get(statement.fingerprint)
+        if shape is None:
+            return UNKNOWN
+        if not shape.plannable:
+            return None
+        parameters = statement[_PARAMETERS]
+        if parameters is dict or parameters is tuple or parameters is list:
+            # A statement of a QueryLog keeps its parameters' form there (see Statement);
+            # a statement given to after_statement hooks keeps the parameters themselves.
+            parameters = statement.parameters
+        if executemany and isinstance(parameters, (list, tuple)):
+            parameters = parameters[0] if parameters else None
+        by_values = shape.by_values
+        if type(parameters) is dict:
+            try:
+                key = hash(tuple(parameters.values()))
+            except TypeError:
+                key = values_key(parameters)
+        else:
+            key = values_key(parameters)
+        found = by_values.get(key)
+        if found is None and len(by_values) >= MAX_VALUES_PER_SHAPE:
+            found = shape.first
+        return UNKNOWN if found is None else found
 
     # -- one EXPLAIN -----------------------------------------------------------------------------
 

@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from pytest_sqlaperf.capture.fingerprint import shape_of
-from pytest_sqlaperf.capture.querylog import Statement
-from pytest_sqlaperf.explain import MAX_VALUES_PER_SHAPE, ExplainRunner, ExplainSettings
+from pytest_sqlaperf.capture.listeners import Recorder
+from pytest_sqlaperf.capture.querylog import QueryLog, Statement
+from pytest_sqlaperf.explain import MAX_VALUES_PER_SHAPE, UNKNOWN, ExplainRunner, ExplainSettings
 
 BY_ISBN = "SELECT * FROM books WHERE isbn = %(i)s"
 
@@ -119,3 +120,42 @@ def test_connection_states_are_skipped_and_tried_again(connection: Connection) -
     assert again is not None
     assert again.plan is not None
     assert runner.skips == {"not in a transaction": 1, "aborted transaction": 1}
+
+
+def test_known_says_what_explain_would_return_without_running_it(
+    connection: Connection,
+) -> None:
+    runner = ExplainRunner(ExplainSettings())
+    first = statement(BY_ISBN, {"i": "isbn-0"})
+    assert runner.known(first) is UNKNOWN
+    explained = runner.explain(first, connection)
+    assert explained is not None
+    assert runner.known(statement(BY_ISBN, {"i": "isbn-0"})) is explained
+    assert runner.known(statement(BY_ISBN, {"i": "isbn-1"})) is UNKNOWN
+    # executemany: EXPLAIN binds the first set of values
+    many = statement(BY_ISBN, [{"i": "isbn-0"}, {"i": "isbn-1"}])
+    assert runner.known(many, executemany=True) is explained
+    # A statement of a QueryLog keeps its parameters' form in the field: the same answer.
+    recorder = Recorder()
+    recorder.install()  # innermost: the plugin's own recorder records nothing meanwhile
+    try:
+        with recorder.recording(QueryLog("t")) as log:
+            connection.execute(text("SELECT * FROM books WHERE isbn = :i"), {"i": "isbn-0"})
+    finally:
+        recorder.uninstall()
+    [logged] = log.statements
+    assert logged.fingerprint == first.fingerprint
+    assert logged.parameters == {"i": "isbn-0"}
+    assert runner.known(logged) is explained
+    # Saturated: new values take the first plan; known values keep theirs.
+    for number in range(1, MAX_VALUES_PER_SHAPE):
+        runner.explain(statement(BY_ISBN, {"i": f"isbn-{number}"}), connection)
+    assert runner.known(statement(BY_ISBN, {"i": "new"})) is explained
+    assert runner.known(statement(BY_ISBN, {"i": "isbn-3"})) is runner.explain(
+        statement(BY_ISBN, {"i": "isbn-3"}), connection
+    )
+    assert runner.known(statement(BY_ISBN, {"i": "isbn-3"})) is not explained
+    # No plan for the shape: None, as explain() gives.
+    insert = statement("INSERT INTO countries (code, name) VALUES (%(c)s, %(n)s)", {})
+    assert runner.explain(insert, connection) is None
+    assert runner.known(insert) is None
