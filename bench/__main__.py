@@ -1,5 +1,5 @@
-"""``python -m bench [--quick] [--output DIR] [--rerun startup]``: run the benchmarks, write JSON
-and Markdown."""
+"""``python -m bench [--quick] [--output DIR] [--rerun SECTION ...]``: run the benchmarks, write
+JSON and Markdown."""
 
 from __future__ import annotations
 
@@ -310,9 +310,7 @@ def run(
                 sizes.isolation_rounds,
                 sizes.warmup,
             )
-            project = write_project(
-                workdir / "workload", workload_project(sizes.capture_tests, sizes.cost_statements)
-            )
+            project = _workload(workdir, sizes)
             environment = {
                 "BENCH_DATABASE_URL": server.url,
                 "BENCH_ASYNC_DATABASE_URL": server.async_url,
@@ -334,22 +332,12 @@ def run(
                 )
             else:
                 results["competitors"] = {"skipped": "--no-competitors"}
-            _progress("cost per statement")
-            results["statement_cost"] = overhead.measure_statement_cost(
-                project, environment, sizes.cost_statements, sizes.cost_pairs
-            )
+            results["statement_cost"] = _statement_cost(project, environment, sizes)
             _progress("profile of the capture path")
             results["capture_profile"] = profile.measure(project, environment)
             _progress(f"memory over {sizes.memory_tests} tests")
             results["memory"] = memory.measure(workdir, environment, sizes.memory_tests)
-            _progress("instructions per statement (callgrind)")
-            results["instructions"] = instructions.measure(
-                workdir,
-                server.url,
-                sizes.instruction_n1,
-                sizes.instruction_n2,
-                repeat=sizes.instruction_repeat,
-            )
+            results["instructions"] = _instructions(workdir, server.url, sizes)
             _progress("instructions per workload test (callgrind)")
             results["workload_instructions"] = _workload_instructions(
                 workdir, environment, sizes, venvs if with_competitors else None
@@ -366,25 +354,55 @@ def run(
     return results
 
 
-RERUNNABLE = ("startup",)
+def _statement_cost(project: Path, environment: dict[str, str], sizes: Sizes) -> dict[str, Any]:
+    _progress("cost per statement")
+    return overhead.measure_statement_cost(
+        project, environment, sizes.cost_statements, sizes.cost_pairs
+    )
+
+
+def _instructions(workdir: Path, url: str, sizes: Sizes) -> dict[str, Any]:
+    _progress("instructions per statement (callgrind)")
+    return instructions.measure(
+        workdir,
+        url,
+        sizes.instruction_n1,
+        sizes.instruction_n2,
+        repeat=sizes.instruction_repeat,
+    )
+
+
+def _workload(workdir: Path, sizes: Sizes) -> Path:
+    return write_project(
+        workdir / "workload", workload_project(sizes.capture_tests, sizes.cost_statements)
+    )
+
+
+RERUNNABLE = ("startup", "statement_cost", "instructions")
+"""Sections ``--rerun`` measures again (each with what it is compared with in the same run)."""
 
 
 def rerun(
     output: Path,
-    section: str,
+    sections: list[str],
     sizes: Sizes,
     quick: bool,
     *,
     with_pytest_postgresql: bool = True,
 ) -> dict[str, Any]:
-    """Measure ``section`` again and put it into the results in ``output`` (of a run as quick).
+    """Measure ``sections`` again and put them into the results in ``output`` (of a run as
+    quick).
 
-    Start-up is the one section that can be rerun: ours and pytest-postgresql's are measured
-    side by side again, so their comparison stays within one run. The rerun's date, source and
-    load are kept under ``reruns``; the Markdown says which tables come from it.
+    Each section keeps its comparisons within one run: start-up is measured beside
+    pytest-postgresql's, the cost per statement and the instruction counts with and without
+    the plugin, as in a full run. The rerun's date, source and load are kept under ``reruns``;
+    the Markdown says which tables come from it.
     """
-    if section not in RERUNNABLE:
-        raise BenchError(f"--rerun {section!r}: only {', '.join(RERUNNABLE)} can be rerun")
+    unknown = [section for section in sections if section not in RERUNNABLE]
+    if unknown or not sections:
+        raise BenchError(
+            f"--rerun {', '.join(unknown) or '(nothing)'}: choose among {', '.join(RERUNNABLE)}"
+        )
     path = output / "benchmarks.json"
     try:
         results: dict[str, Any] = json.loads(path.read_text())
@@ -397,23 +415,41 @@ def rerun(
         raise BenchError(f"{path} holds {held} run: {asked} rerun cannot go into it")
     started = time.monotonic()
     load_start = machine.load_average()
+    measured: list[str] = []
     with (
         tempfile.TemporaryDirectory(prefix="sqlaperf-bench-") as temporary,
         source_snapshot(Path(temporary) / "source") as snapshot_digest,
     ):
         workdir = Path(temporary)
-        _progress("start-up (cold and warm)")
-        results["startup"] = startup.measure(workdir, workdir / "warm-cache", sizes.startup_samples)
-        sections = ["startup"]
-        if with_pytest_postgresql:
-            _progress("start-up of pytest-postgresql")
-            results["pytest_postgresql_startup"] = pgstartup.measure(
-                workdir, sizes.pg_startup_samples, pgstartup.venv_directory(venv_cache())
+        if "startup" in sections:
+            _progress("start-up (cold and warm)")
+            results["startup"] = startup.measure(
+                workdir, workdir / "warm-cache", sizes.startup_samples
             )
-            sections.append("pytest_postgresql_startup")
+            measured.append("startup")
+            if with_pytest_postgresql:
+                _progress("start-up of pytest-postgresql")
+                results["pytest_postgresql_startup"] = pgstartup.measure(
+                    workdir, sizes.pg_startup_samples, pgstartup.venv_directory(venv_cache())
+                )
+                measured.append("pytest_postgresql_startup")
+        if "statement_cost" in sections or "instructions" in sections:
+            with bench_server(workdir / "clusters") as server:
+                if "statement_cost" in sections:
+                    environment = {
+                        "BENCH_DATABASE_URL": server.url,
+                        "BENCH_ASYNC_DATABASE_URL": server.async_url,
+                    }
+                    results["statement_cost"] = _statement_cost(
+                        _workload(workdir, sizes), environment, sizes
+                    )
+                    measured.append("statement_cost")
+                if "instructions" in sections:
+                    results["instructions"] = _instructions(workdir, server.url, sizes)
+                    measured.append("instructions")
     results.setdefault("reruns", []).append(
         {
-            "sections": sections,
+            "sections": measured,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "source_digest": snapshot_digest,
             "load_average": {"start": load_start, "end": machine.load_average()},
@@ -489,9 +525,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--rerun",
+        action="append",
         choices=RERUNNABLE,
         help="Measure this section again (side by side with its comparisons) and put it into "
-        "the results in --output, which say so",
+        "the results in --output, which say so; repeat it for several sections",
     )
     options = parser.parse_args(argv)
     sizes = QUICK if options.quick else FULL

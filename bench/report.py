@@ -304,7 +304,10 @@ def format_value(row: dict[str, Any]) -> str:
 _SECTION_TITLES = {
     "startup": "our start-up (cold and warm)",
     "pytest_postgresql_startup": "pytest-postgresql's start-up",
+    "statement_cost": "the cost per statement (timed)",
+    "instructions": "the cost per statement in client instructions",
 }
+_RERUN_FLAGS = ("startup", "statement_cost", "instructions")
 
 
 def render_markdown(results: dict[str, Any]) -> str:
@@ -324,7 +327,9 @@ def render_markdown(results: dict[str, Any]) -> str:
     ]
     for again in results.get("reruns", []):
         lines += [
-            f"**Rerun on {again['date']}** (`python -m bench --rerun startup`): "
+            f"**Rerun on {again['date']}** (`python -m bench "
+            + " ".join(f"--rerun {name}" for name in again["sections"] if name in _RERUN_FLAGS)
+            + "`): "
             + ", ".join(_SECTION_TITLES.get(name, name) for name in again["sections"])
             + ". Those figures replace the full run's and were measured side by side in the "
             "rerun; every other figure is from the full run above.",

@@ -166,27 +166,31 @@ def test_quick_benchmark_writes_json_and_markdown(tmp_path: Path) -> None:
         assert "## Capture overhead in client instructions per workload test" in markdown
         assert "| pytest-sqlaperf | sync | N+1 detection, EXPLAIN off |" in markdown
 
-    # Start-up measured again into the same results, which say so; the rest is kept.
+    # Sections measured again into the same results, which say so; the rest is kept.
+    rerun_sections = ("startup", "statement_cost")
     _bench(
         "bench",
         "--quick",
         "--no-pytest-postgresql",
-        "--rerun",
-        "startup",
+        *(argument for section in rerun_sections for argument in ("--rerun", section)),
         "--output",
         str(tmp_path),
         timeout=300,
     )
     rerun = json.loads((tmp_path / "benchmarks.json").read_text())
     [again] = rerun["reruns"]
-    assert again["sections"] == ["startup"]
+    assert again["sections"] == list(rerun_sections)
     assert len(rerun["startup"]["samples"]["warm"]) == 3
-    assert rerun["startup"]["samples"] != results["startup"]["samples"]
-    for section in SECTIONS[1:]:
-        assert rerun[section] == results[section], section
+    for section in SECTIONS:
+        if section in rerun_sections:
+            assert rerun[section]["samples"] != results[section]["samples"], section
+        else:
+            assert rerun[section] == results[section], section
     markdown = (tmp_path / "benchmarks.md").read_text()
-    assert f"**Rerun on {again['date']}** (`python -m bench --rerun startup`)" in markdown
+    flags = "--rerun startup --rerun statement_cost"
+    assert f"**Rerun on {again['date']}** (`python -m bench {flags}`)" in markdown
     assert "| pytest-sqlaperf | warm | 3 |" in markdown
+    assert "## Cost per statement" in markdown
 
 
 def test_bytecode_count_names_the_plugins_functions() -> None:
