@@ -447,7 +447,13 @@ def rerun(
                 if "instructions" in sections:
                     results["instructions"] = _instructions(workdir, server.url, sizes)
                     measured.append("instructions")
-    results.setdefault("reruns", []).append(
+    # An earlier rerun no longer holds what this one measured again.
+    earlier = [
+        {**again, "sections": [name for name in again["sections"] if name not in measured]}
+        for again in results.get("reruns", [])
+    ]
+    results["reruns"] = [again for again in earlier if again["sections"]]
+    results["reruns"].append(
         {
             "sections": measured,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -192,6 +192,17 @@ def test_quick_benchmark_writes_json_and_markdown(tmp_path: Path) -> None:
     assert "| pytest-sqlaperf | warm | 3 |" in markdown
     assert "## Cost per statement" in markdown
 
+    # A later rerun of start-up takes it from the earlier rerun, which keeps the rest.
+    _bench(
+        "bench",
+        *("--quick", "--no-pytest-postgresql", "--rerun", "startup", "--output", str(tmp_path)),
+        timeout=300,
+    )
+    reruns = json.loads((tmp_path / "benchmarks.json").read_text())["reruns"]
+    assert [again["sections"] for again in reruns] == [["statement_cost"], ["startup"]]
+    markdown = (tmp_path / "benchmarks.md").read_text()
+    assert "(`python -m bench --rerun statement_cost`): the cost per statement (timed)." in markdown
+
 
 def test_bytecode_count_names_the_plugins_functions() -> None:
     output = _bench("bench.bytecodes", "--n1", "1", "--n2", "2", "--top", "15", timeout=300)
