@@ -163,6 +163,32 @@ def test_open_sweeps_dead_runs_only(server: ServerInfo, admin: psycopg.Connectio
             )
 
 
+def test_a_run_is_alive_to_runs_connected_to_another_database(
+    server: ServerInfo, admin: psycopg.Connection[Any]
+) -> None:
+    # Advisory locks belong to a database: a run whose URL names another database than the
+    # live run's must still see the live run's lock (it once took it for dead, and dropped its
+    # databases).
+    other = f"app_{new_run_id()}"
+    admin.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(other)))
+    alive = RunDatabases(server.admin_url, new_run_id())
+    alive.open()
+    try:
+        template = alive.create_template(create_schema)
+        sweeper = RunDatabases(database_url(server.admin_url, other), new_run_id())
+        sweeper.open()
+        try:
+            assert sweeper.dropped_leftovers == []
+            assert template in databases(admin)
+        finally:
+            sweeper.drop_all()
+    finally:
+        alive.drop_all()
+        admin.execute(
+            psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(psycopg.sql.Identifier(other))
+        )
+
+
 def test_workers_of_one_run_share_its_lock(server: ServerInfo) -> None:
     run_id = new_run_id()
     controller, worker = (

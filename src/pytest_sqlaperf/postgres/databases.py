@@ -50,7 +50,8 @@ class RunDatabases:
 
     While open, a session holds a shared advisory lock keyed on the run id: other runs (and other
     processes of this run, such as xdist workers, which may open their own RunDatabases) see the
-    run as alive. A run whose lock can be taken exclusively is dead, and its databases are dropped.
+    run as alive. A run whose key no session holds, in any database, is dead, and its databases
+    are dropped.
 
     With ``file_copy``, databases are created with ``STRATEGY FILE_COPY`` on PostgreSQL 15 and
     later: it copies the template's files (10 ms here, on our embedded server's tmpfs with fsync
@@ -153,18 +154,23 @@ class RunDatabases:
             match = _OUR_DATABASE_RE.fullmatch(name)
             if match and match.group(1) != self.run_id:
                 runs.setdefault(match.group(1), []).append(name)
+        if not runs:
+            return []
+        # Advisory locks belong to the database of the session that takes them, and runs connect
+        # to whichever database their URL names: a run is alive when a session in any database
+        # holds its key (an int8 key shows as classid, its high half, and objid, objsubid 1).
+        held = connection.execute(
+            "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
+            "WHERE locktype = 'advisory' AND objsubid = 1 AND granted"
+        ).fetchall()
+        alive = {key for (key,) in held}
         dropped: list[str] = []
         for run_id, names in runs.items():
-            key = run_lock_key(run_id)
-            row = connection.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-            if not (row and row[0]):
-                continue  # that run is alive
-            try:
-                for name in names:
-                    self._drop(connection, name)
-                    dropped.append(name)
-            finally:
-                connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            if run_lock_key(run_id) in alive:
+                continue
+            for name in names:
+                self._drop(connection, name)
+                dropped.append(name)
         return dropped
 
     def _drop(self, connection: psycopg.Connection[Any], name: str) -> None:
