@@ -59,7 +59,7 @@ class Provisioner:
         return self._info
 
     def _start(self) -> tuple[ServerInfo, RunDatabases, str]:
-        preload_drivers()  # imports while the server starts (or the URL's is reached)
+        preload = preload_drivers()  # imports while the server starts (or the URL's is reached)
         if self._info is None:
             server = make_server(
                 self._settings.backend,
@@ -78,6 +78,9 @@ class Provisioner:
             self._databases.open()
         if self._template is None:
             self._template = self._databases.create_template(self._setup)
+        # Done by now (the steps above import the same modules); joined so that no import is
+        # left running when tests start (a test that forks must not copy a held import lock).
+        preload.join()
         return self._info, self._databases, self._template
 
     def handoff(self) -> dict[str, Any]:

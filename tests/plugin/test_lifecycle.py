@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
@@ -209,3 +210,32 @@ def test_runs_as_an_ordinary_user(request: pytest.FixtureRequest) -> None:
     private_dir = _private_dir(result.stdout.split("URL ", 1)[1].split()[0])
     assert not private_dir.exists()
     assert "run as nobody" not in result.stdout
+
+
+URL_BACKEND_TEST = """
+import threading
+from sqlalchemy import select, func
+from models import Author
+
+def test_on_the_given_server(sqlaperf_session):
+    assert sqlaperf_session.scalar(select(func.count()).select_from(Author)) == 0
+    # The drivers' preload is over: no import runs behind a test (one that forks copies locks).
+    assert "sqlaperf-preload" not in [thread.name for thread in threading.enumerate()]
+"""
+
+
+def test_url_backend_makes_and_drops_only_its_own_databases(
+    project: pytest.Pytester, sqlaperf_engine: Any
+) -> None:
+    def databases() -> set[str]:
+        with sqlaperf_engine.connect() as connection:
+            rows = connection.exec_driver_sql("SELECT datname FROM pg_database").all()
+        return {name for (name,) in rows}
+
+    before = databases()
+    project.makepyfile(test_url_backend=URL_BACKEND_TEST)
+    url = sqlaperf_engine.url.render_as_string(hide_password=False)
+    result = project.runpytest_subprocess("--sqlaperf-backend=url", f"--sqlaperf-url={url}")
+    result.assert_outcomes(passed=1)
+    assert any("backend url" in line for line in result.outlines), result.outlines[:5]
+    assert databases() == before
