@@ -217,15 +217,21 @@ import threading
 from sqlalchemy import select, func
 from models import Author
 
-def test_on_the_given_server(sqlaperf_session):
+import pytest
+
+@pytest.mark.parametrize("round", [1, 2])
+def test_on_the_given_server(sqlaperf_session, round):
     assert sqlaperf_session.scalar(select(func.count()).select_from(Author)) == 0
+    sqlaperf_session.add(Author(name="rolled back"))
+    sqlaperf_session.commit()
     # The drivers' preload is over: no import runs behind a test (one that forks copies locks).
     assert "sqlaperf-preload" not in [thread.name for thread in threading.enumerate()]
 """
 
 
+@pytest.mark.parametrize("workers", [None, "2"], ids=["one_process", "xdist"])
 def test_url_backend_makes_and_drops_only_its_own_databases(
-    project: pytest.Pytester, sqlaperf_engine: Any
+    project: pytest.Pytester, sqlaperf_engine: Any, workers: str | None
 ) -> None:
     def databases() -> set[str]:
         with sqlaperf_engine.connect() as connection:
@@ -235,7 +241,8 @@ def test_url_backend_makes_and_drops_only_its_own_databases(
     before = databases()
     project.makepyfile(test_url_backend=URL_BACKEND_TEST)
     url = sqlaperf_engine.url.render_as_string(hide_password=False)
-    result = project.runpytest_subprocess("--sqlaperf-backend=url", f"--sqlaperf-url={url}")
-    result.assert_outcomes(passed=1)
+    xdist = ["-n", workers] if workers else []
+    result = project.runpytest_subprocess("--sqlaperf-backend=url", f"--sqlaperf-url={url}", *xdist)
+    result.assert_outcomes(passed=2)
     assert any("backend url" in line for line in result.outlines), result.outlines[:5]
     assert databases() == before
