@@ -90,9 +90,9 @@ class _Unknown(enum.Enum):
 
 
 UNKNOWN = _Unknown.UNKNOWN
+"""ExplainRunner.known(): the outcome is not cached; explain() would run EXPLAIN."""
 _PARAMETERS = 4
 """Statement's field ``parameters``, read by index where every call counts."""
-"""ExplainRunner.known(): the outcome is not cached; explain() would run EXPLAIN."""
 
 
 def values_key(parameters: Any) -> int:
