@@ -289,15 +289,7 @@ def run(
         workdir = Path(temporary)
         # A private cache home: the cold runs never empty, and no run fills, the user's cache.
         warm_cache_home = workdir / "warm-cache"
-        _progress("start-up (cold and warm)")
-        results["startup"] = startup.measure(workdir, warm_cache_home, sizes.startup_samples)
-        if with_pytest_postgresql:
-            _progress("start-up of pytest-postgresql")
-            results["pytest_postgresql_startup"] = pgstartup.measure(
-                workdir, sizes.pg_startup_samples, pgstartup.venv_directory(venvs)
-            )
-        else:
-            results["pytest_postgresql_startup"] = {"skipped": "--no-pytest-postgresql"}
+        results.update(_startup(workdir, warm_cache_home, sizes, with_pytest_postgresql))
         results["testcontainers_startup"] = testcontainers_startup()
         clusters = warm_cache_home / "pytest-sqlaperf" / "clusters"
         with bench_server(clusters) as server:
@@ -354,6 +346,22 @@ def run(
     return results
 
 
+def _startup(
+    workdir: Path, warm_cache_home: Path, sizes: Sizes, with_pytest_postgresql: bool
+) -> dict[str, Any]:
+    """Our start-up and pytest-postgresql's, side by side: their two entries of the results."""
+    _progress("start-up (cold and warm)")
+    found = {"startup": startup.measure(workdir, warm_cache_home, sizes.startup_samples)}
+    if with_pytest_postgresql:
+        _progress("start-up of pytest-postgresql")
+        found["pytest_postgresql_startup"] = pgstartup.measure(
+            workdir, sizes.pg_startup_samples, pgstartup.venv_directory(venv_cache())
+        )
+    else:
+        found["pytest_postgresql_startup"] = {"skipped": "--no-pytest-postgresql"}
+    return found
+
+
 def _statement_cost(project: Path, environment: dict[str, str], sizes: Sizes) -> dict[str, Any]:
     _progress("cost per statement")
     return overhead.measure_statement_cost(
@@ -378,10 +386,6 @@ def _workload(workdir: Path, sizes: Sizes) -> Path:
     )
 
 
-RERUNNABLE = ("startup", "statement_cost", "instructions")
-"""Sections ``--rerun`` measures again (each with what it is compared with in the same run)."""
-
-
 def rerun(
     output: Path,
     sections: list[str],
@@ -398,10 +402,11 @@ def rerun(
     the plugin, as in a full run. The rerun's date, source and load are kept under ``reruns``;
     the Markdown says which tables come from it.
     """
-    unknown = [section for section in sections if section not in RERUNNABLE]
+    unknown = [section for section in sections if section not in report.RERUNNABLE]
     if unknown or not sections:
         raise BenchError(
-            f"--rerun {', '.join(unknown) or '(nothing)'}: choose among {', '.join(RERUNNABLE)}"
+            f"--rerun {', '.join(unknown) or '(nothing)'}: choose among "
+            + ", ".join(report.RERUNNABLE)
         )
     path = output / "benchmarks.json"
     try:
@@ -415,24 +420,20 @@ def rerun(
         raise BenchError(f"{path} holds {held} run: {asked} rerun cannot go into it")
     started = time.monotonic()
     load_start = machine.load_average()
-    measured: list[str] = []
+    measured: list[str] = []  # the sections this rerun measured
+    replaced: list[str] = []  # and those it left skipped, which it replaces too
     with (
         tempfile.TemporaryDirectory(prefix="sqlaperf-bench-") as temporary,
         source_snapshot(Path(temporary) / "source") as snapshot_digest,
     ):
         workdir = Path(temporary)
         if "startup" in sections:
-            _progress("start-up (cold and warm)")
-            results["startup"] = startup.measure(
-                workdir, workdir / "warm-cache", sizes.startup_samples
-            )
-            measured.append("startup")
-            if with_pytest_postgresql:
-                _progress("start-up of pytest-postgresql")
-                results["pytest_postgresql_startup"] = pgstartup.measure(
-                    workdir, sizes.pg_startup_samples, pgstartup.venv_directory(venv_cache())
-                )
-                measured.append("pytest_postgresql_startup")
+            # Both entries are replaced, so that start-up is never compared with a
+            # pytest-postgresql figure of another run (it is marked skipped instead).
+            found = _startup(workdir, workdir / "warm-cache", sizes, with_pytest_postgresql)
+            results.update(found)
+            replaced += found
+            measured += [name for name, figures in found.items() if "skipped" not in figures]
         if "statement_cost" in sections or "instructions" in sections:
             with bench_server(workdir / "clusters") as server:
                 if "statement_cost" in sections:
@@ -444,12 +445,14 @@ def rerun(
                         _workload(workdir, sizes), environment, sizes
                     )
                     measured.append("statement_cost")
+                    replaced.append("statement_cost")
                 if "instructions" in sections:
                     results["instructions"] = _instructions(workdir, server.url, sizes)
                     measured.append("instructions")
-    # An earlier rerun no longer holds what this one measured again.
+                    replaced.append("instructions")
+    # An earlier rerun no longer holds what this one replaced.
     earlier = [
-        {**again, "sections": [name for name in again["sections"] if name not in measured]}
+        {**again, "sections": [name for name in again["sections"] if name not in replaced]}
         for again in results.get("reruns", [])
     ]
     results["reruns"] = [again for again in earlier if again["sections"]]
@@ -532,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rerun",
         action="append",
-        choices=RERUNNABLE,
+        choices=report.RERUNNABLE,
         help="Measure this section again (side by side with its comparisons) and put it into "
         "the results in --output, which say so; repeat it for several sections",
     )

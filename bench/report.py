@@ -307,7 +307,8 @@ _SECTION_TITLES = {
     "statement_cost": "the cost per statement (timed)",
     "instructions": "the cost per statement in client instructions",
 }
-_RERUN_FLAGS = ("startup", "statement_cost", "instructions")
+RERUNNABLE = ("startup", "statement_cost", "instructions")
+"""Sections ``python -m bench --rerun`` measures again (each with its comparisons)."""
 
 
 def render_markdown(results: dict[str, Any]) -> str:
@@ -328,7 +329,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     for again in results.get("reruns", []):
         lines += [
             f"**Rerun on {again['date']}** (`python -m bench "
-            + " ".join(f"--rerun {name}" for name in again["sections"] if name in _RERUN_FLAGS)
+            + " ".join(f"--rerun {name}" for name in again["sections"] if name in RERUNNABLE)
             + "`): "
             + ", ".join(_SECTION_TITLES.get(name, name) for name in again["sections"])
             + ". Those figures replace the full run's and were measured side by side in the "
