@@ -42,8 +42,11 @@ VARIANTS: dict[str, str] = {
         "the same with the Python listener (`SQLAPERF_PURE_PYTHON=1`), the C one's reference"
     ),
     "explain": (
-        "the recorder and its EXPLAIN step (`ExplainRunner.explain` after each statement; "
-        "shapes and values already explained cost a lookup)"
+        "the recorder and the plan checks' step after each statement, as in one test of a run "
+        "with the default checks (`planning.StatementPlans`, begun before the warm-up): each "
+        "new shape and values is EXPLAINed and taken in, and the step then tells the recorder "
+        "that they bring nothing new, so the counted loops, which repeat the warm-up's "
+        "statements, cost the recorder's check of that and no call"
     ),
 }
 LOOP_LABELS = {
@@ -106,15 +109,13 @@ elif variant in ("recorder", "recorder_python", "explain"):
     recording = recorder.recording(QueryLog("bench"))
     if variant == "explain":
         from pytest_sqlaperf.explain import ExplainRunner, ExplainSettings
+        from pytest_sqlaperf.planning import StatementPlans
 
         runner = ExplainRunner(ExplainSettings())
-
-        def _explain(statement, connection, cursor, context):
-            runner.explain(
-                statement, connection, executemany=bool(getattr(context, "executemany", False))
-            )
-
-        recorder.after_statement = _explain
+        plans = StatementPlans(runner)
+        recorder.after_statement = plans
+        plans.begin(frozenset(), {})  # one test: PlanChecks.begin
+        recorder.forget_quiet()
 elif variant != "none":
     raise SystemExit(f"unknown variant {variant!r}")
 
@@ -156,6 +157,7 @@ with recording as log:
 if runner is not None:
     checks["explains"] = len(runner.durations)
     checks["explain_skips"] = dict(runner.skips)
+    checks["plans_taken"] = len(plans.end().plans)
 if variant == "listener":
     calls = []
     event.listen(Engine, "before_cursor_execute", lambda *args: calls.append(1))
@@ -272,8 +274,8 @@ def _check(variant: str, run: dict[str, Any], n1: int, n2: int) -> None:
         raise BenchError(f"the {variant} variant recorded without the C listener (not built?)")
     if variant == "recorder_python" and checks.get("accelerated") is not False:
         raise BenchError("the recorder_python variant recorded with the C listener")
-    if variant == "explain" and not checks.get("explains"):
-        raise BenchError(f"the EXPLAIN step ran no EXPLAIN: {checks}")
+    if variant == "explain" and not (checks.get("explains") and checks.get("plans_taken")):
+        raise BenchError(f"the EXPLAIN step ran no EXPLAIN or took in no plan: {checks}")
     if variant == "listener" and not checks.get("engine_listeners_called"):
         raise BenchError("the engine listeners were not called on the script's connection")
 

@@ -191,6 +191,15 @@ class ExplainRunner:
             found = shape.first
         return UNKNOWN if found is None else found
 
+    def every_outcome(self, fingerprint: str) -> tuple[Explained, ...] | None:
+        """Every outcome :meth:`known` can return for the shape from now on, whatever the
+        values, once it holds :data:`MAX_VALUES_PER_SHAPE` of them (its values' ones, and the
+        first for new values); None before, when new values may still run EXPLAIN."""
+        shape = self._shapes.get(fingerprint)
+        if shape is None or shape.first is None or len(shape.by_values) < MAX_VALUES_PER_SHAPE:
+            return None
+        return (*shape.by_values.values(), shape.first)
+
     # -- one EXPLAIN -----------------------------------------------------------------------------
 
     def _explain(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import markers
+from .capture.listeners import QUIET_SHAPE, QUIET_VALUES
 from .checks.plans import find_problems
 from .checks.plantree import indexes_used, shape
 from .explain import UNKNOWN, ExplainRunner, ExplainSettings
@@ -162,63 +163,62 @@ def _ignored(problem: PlanProblem, tables: frozenset[str]) -> bool:
     return problem.table in tables or f"{problem.schema}.{problem.table}" in tables
 
 
-class PlanChecks:
-    """The plan checks of one run, registered as a pytest plugin by ``plugin.py``."""
+class StatementPlans:
+    """The plan checks' step after each statement (the recorder's after_statement hook): the
+    plan of each new shape and values, EXPLAINed once per run (:class:`ExplainRunner`), taken
+    into the test's plans and problems once per test.
 
-    def __init__(self, config: pytest.Config, core: SqlaperfPlugin) -> None:
-        self.config = config
-        self.core = core
-        config.addinivalue_line("markers", NO_SEQ_SCAN.line)
-        try:
-            self.settings = resolve(config)
-        except SettingsError as error:
-            raise pytest.UsageError(str(error)) from None
-        self.catalog_findings: list[FindingRecord] = []
-        """Foreign keys without an index, of every database EXPLAIN ran on (informational)."""
-        self.unused_indexes: list[dict[str, Any]] = []
-        """Non-unique indexes no test used, with the table's reads (informational)."""
-        self.notes: list[str] = []
-        self._index_use: list[dict[str, Any]] = []
-        self._current: _TestPlans | None = None
-        self.runner: ExplainRunner | None = None
-        if self.settings.explain != "off":
-            self.runner = ExplainRunner(
-                ExplainSettings(
-                    timeout_ms=self.settings.explain_timeout,
-                    analyze=self.settings.explain_analyze,
-                )
-            )
-            core.recorder.after_statement = self._after_statement
+    It answers the recorder when a statement's values, or its whole shape, can bring nothing
+    new to the test (a plan taken in, no plan): the recorder's listeners then skip the call
+    for them until the next test (``Recorder.forget_quiet``). Nearly every statement of a
+    test repeats one it ran before, so that is most of what the checks cost per statement.
+    """
 
-    def close(self) -> None:
-        """Called at unconfigure: stop explaining."""
-        if self.core.recorder.after_statement == self._after_statement:
-            self.core.recorder.after_statement = None
+    def __init__(self, runner: ExplainRunner) -> None:
+        self.runner = runner
+        self.current: _TestPlans | None = None
+        """The running test's plans; None between tests' call phases."""
 
-    # -- per statement ---------------------------------------------------------------------------
+    def begin(self, ignore: frozenset[str], plans: dict[str, Any]) -> None:
+        """A test's call phase starts: take in its plans (into ``plans``) and problems, but
+        for tables in ``ignore``. The recorder must forget what was said of earlier tests'
+        statements (``Recorder.forget_quiet``)."""
+        self.current = _TestPlans(ignore, plans)
 
-    def _after_statement(
+    def end(self) -> _TestPlans | None:
+        """The test's call phase ended: what it found (None when it had not begun)."""
+        current, self.current = self.current, None
+        return current
+
+    def __call__(
         self, statement: Statement, connection: Connection, cursor: Any, context: Any
-    ) -> None:
-        state, runner = self._current, self.runner
-        if state is None or runner is None:
-            return
+    ) -> int | None:
+        state, runner = self.current, self.runner
+        if state is None:
+            return None
         try:
             executemany = bool(getattr(context, "executemany", False))
             known = runner.known(statement, executemany)
             if known is None:
-                return  # no plan for this shape
+                return QUIET_SHAPE  # no plan for this shape
             if known is UNKNOWN:
                 self._take(
                     state, statement, runner.explain(statement, connection, executemany=executemany)
                 )
-            elif (statement.fingerprint, id(known)) not in state.seen:
+                return None  # known() answers next time, once the outcome is cached
+            fingerprint = statement.fingerprint
+            seen = state.seen
+            if (fingerprint, id(known)) not in seen:
                 self._take(state, statement, known)
-            # else: most statements, a shape and values this test has seen: nothing new
+            outcomes = runner.every_outcome(fingerprint)
+            if outcomes is not None and all((fingerprint, id(each)) in seen for each in outcomes):
+                return QUIET_SHAPE  # whatever its values, the shape's plans are all taken in
+            return QUIET_VALUES
         except Exception as error:  # a bug of ours must never reach the user's code
             reason = f"internal error ({type(error).__name__})"
             runner.skips[reason] += 1
             state.plans.setdefault(statement.fingerprint, _skipped(reason))
+            return None
 
     def _take(self, state: _TestPlans, statement: Statement, explained: Explained | None) -> None:
         if explained is None:
@@ -254,6 +254,41 @@ class PlanChecks:
         analysis: tuple[list[PlanProblem], dict[str, Any]] = explained.analysis
         return analysis
 
+
+class PlanChecks:
+    """The plan checks of one run, registered as a pytest plugin by ``plugin.py``."""
+
+    def __init__(self, config: pytest.Config, core: SqlaperfPlugin) -> None:
+        self.config = config
+        self.core = core
+        config.addinivalue_line("markers", NO_SEQ_SCAN.line)
+        try:
+            self.settings = resolve(config)
+        except SettingsError as error:
+            raise pytest.UsageError(str(error)) from None
+        self.catalog_findings: list[FindingRecord] = []
+        """Foreign keys without an index, of every database EXPLAIN ran on (informational)."""
+        self.unused_indexes: list[dict[str, Any]] = []
+        """Non-unique indexes no test used, with the table's reads (informational)."""
+        self.notes: list[str] = []
+        self._index_use: list[dict[str, Any]] = []
+        self.runner: ExplainRunner | None = None
+        self.statements: StatementPlans | None = None
+        if self.settings.explain != "off":
+            self.runner = ExplainRunner(
+                ExplainSettings(
+                    timeout_ms=self.settings.explain_timeout,
+                    analyze=self.settings.explain_analyze,
+                )
+            )
+            self.statements = StatementPlans(self.runner)
+            core.recorder.after_statement = self.statements
+
+    def close(self) -> None:
+        """Called at unconfigure: stop explaining."""
+        if self.statements is not None and self.core.recorder.after_statement is self.statements:
+            self.core.recorder.after_statement = None
+
     # -- per test --------------------------------------------------------------------------------
 
     def setup(self, item: pytest.Item, state: TestState) -> None:
@@ -264,17 +299,19 @@ class PlanChecks:
 
     def begin(self, state: TestState) -> None:
         """Before the test's call phase: EXPLAIN its statements from now on."""
-        if self.runner is not None:
+        if self.statements is not None:
             if state.plans is None:
                 state.plans = {}
-            self._current = _TestPlans(
+            self.statements.begin(
                 self.settings.seq_scan_ignore | (state.seq_scan or frozenset()), state.plans
             )
+            # what the hook said of the last test's statements holds no more
+            self.core.recorder.forget_quiet()
 
     def after_call(self, state: TestState, *, may_fail: bool) -> str | None:
         """After the test's call phase (called by the plugin's hook): its plan findings
         recorded; the failure message when they fail the test."""
-        current, self._current = self._current, None
+        current = self.statements.end() if self.statements is not None else None
         if current is None:
             return None
         findings = [self._finding(statement, problem) for statement, problem in current.found]

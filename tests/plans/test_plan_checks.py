@@ -324,3 +324,53 @@ def test_xdist_controller_reports_what_workers_found(project: pytest.Pytester) -
             "  ix_authors_email on authors *",
         ]
     )
+
+
+def test_repeated_statements_reach_the_checks_until_they_bring_nothing_new(
+    project: pytest.Pytester,
+) -> None:
+    """The plan checks answer the recorder when a statement can bring the test nothing new, so
+    a loop of lookups costs them a call per new value until the shape's plans are all taken
+    in; the next test takes them in again (its findings are its own)."""
+    project.makepyfile(models=INDEXED_MODELS)
+    project.makepyfile(
+        test_loop="""
+        import pytest
+        from sqlalchemy import select
+        from models import Book
+        from pytest_sqlaperf.explain import MAX_VALUES_PER_SHAPE
+        from pytest_sqlaperf.plugin import plugin_of
+
+        @pytest.fixture
+        def calls(request):
+            recorder = plugin_of(request.config).recorder
+            checks, seen = recorder.after_statement, []
+
+            def counted(statement, *rest):
+                if "books" in statement.sql:
+                    seen.append(statement.parameters)
+                return checks(statement, *rest)
+
+            recorder.after_statement = counted
+            yield seen
+            recorder.after_statement = checks
+
+        @pytest.mark.parametrize("run", [1, 2])
+        def test_titles(sqlaperf_session, calls, run):
+            for k in range(50):
+                sqlaperf_session.execute(select(Book).where(Book.title == f"t{k % 10}")).all()
+            # run 1: MAX_VALUES_PER_SHAPE values EXPLAINed (each then cached), the next
+            # has the shape's first plan, and every plan the shape can have is taken in;
+            # run 2: the cached values' plans taken in, and then every plan is
+            assert len(calls) == MAX_VALUES_PER_SHAPE + (run == 1)
+            assert [c["title_1"] for c in calls] == [f"t{k}" for k in range(len(calls))]
+        """
+    )
+    result = project.runpytest("--sqlaperf-explain=fail", "-o", "sqlaperf_n_plus_one=off")
+    result.assert_outcomes(failed=2)  # each by its own plan finding, calls as counted
+    result.stdout.fnmatch_lines(
+        [
+            f"FAILED test_loop.py::test_titles[[]{run}[]] - Failed: 1 read no index serves*"
+            for run in (1, 2)
+        ]
+    )

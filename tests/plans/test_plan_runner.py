@@ -92,12 +92,23 @@ def test_plans_are_cached_per_shape_and_a_bounded_number_of_values(
     connection: Connection,
 ) -> None:
     runner = ExplainRunner(ExplainSettings())
+    fingerprint = shape_of(BY_ISBN).fingerprint
+    assert runner.every_outcome(fingerprint) is None
     for _ in range(3):
         runner.explain(statement(BY_ISBN, {"i": "same"}), connection)
     assert len(runner.durations) == 1
-    for number in range(20):
-        assert runner.explain(statement(BY_ISBN, {"i": f"isbn-{number}"}), connection)
+    assert runner.every_outcome(fingerprint) is None  # new values may still be EXPLAINed
+    outcomes = [
+        runner.explain(statement(BY_ISBN, {"i": f"isbn-{number}"}), connection)
+        for number in range(20)
+    ]
+    assert all(outcomes)
     assert len(runner.durations) == MAX_VALUES_PER_SHAPE
+    # past the bound, the outcomes of any values are among the shape's cached ones
+    every = runner.every_outcome(fingerprint)
+    assert every is not None
+    assert len(every) == MAX_VALUES_PER_SHAPE + 1
+    assert {id(outcome) for outcome in outcomes} <= {id(outcome) for outcome in every}
     insert = statement("INSERT INTO countries (code, name) VALUES (%(c)s, %(n)s)", {})
     assert runner.explain(insert, connection) is None
 

@@ -561,3 +561,76 @@ def test_a_nested_capture_sees_the_source_query_only_when_it_ran_inside(
         """
     )
     project.runpytest().assert_outcomes(passed=1)
+
+
+def test_after_statement_answers_spare_it_the_statements_it_has_nothing_new_from(
+    project: pytest.Pytester,
+) -> None:
+    """The hook's QUIET_VALUES / QUIET_SHAPE answers (what the plan checks answer for a plan
+    already taken in): the listeners do not call it again for those values, or that shape,
+    until forget_quiet; values without a key (unhashable, executemany) are always handed over,
+    and so is everything after an answer that is not one of the two (True is not 1)."""
+    project.makepyfile(
+        test_quiet="""
+        from sqlalchemy import insert, text
+        from models import Author
+        from pytest_sqlaperf.capture.listeners import QUIET_SHAPE, QUIET_VALUES, accelerated
+        from pytest_sqlaperf.plugin import plugin_of
+
+        ANSWERS = {  # by the statement's SQL
+            "SELECT abs(%(y)s)": QUIET_SHAPE,
+            "SELECT 2": QUIET_SHAPE,
+            "SELECT length(%(z)s)": True,
+        }
+
+        INSERT = "INSERT INTO authors (name) VALUES (%(name)s::VARCHAR)"
+
+        def test_quiet(sqlaperf_engine, request):
+            recorder = plugin_of(request.config).recorder
+            calls = []
+
+            def hook(statement, connection, cursor, context):
+                calls.append((statement.sql, statement.parameters))
+                return ANSWERS.get(statement.sql, QUIET_VALUES)
+
+            previous = recorder.after_statement
+            recorder.after_statement = hook
+            try:
+                with sqlaperf_engine.begin() as connection:
+                    for x in (1, 1, 2, 1, 2):
+                        connection.execute(text("SELECT :x"), {"x": x})
+                    for x in (3, 3):
+                        connection.exec_driver_sql("SELECT %s::int + %s", (x, 1))
+                    for _ in range(2):
+                        connection.execute(text("SELECT CAST(:a AS integer[])"), {"a": [1, 2]})
+                    for y in (1, 2, 3):
+                        connection.execute(text("SELECT abs(:y)"), {"y": y})
+                    plain = connection.execution_options(no_parameters=True)
+                    for _ in range(2):
+                        plain.exec_driver_sql("SELECT 2")
+                    for _ in range(2):
+                        connection.execute(text("SELECT length(:z)"), {"z": "a"})
+                    for _ in range(2):
+                        connection.execute(insert(Author), [{"name": "p"}, {"name": "q"}])
+                    recorder.forget_quiet()
+                    connection.execute(text("SELECT :x"), {"x": 1})
+            finally:
+                recorder.after_statement = previous
+            assert calls == [
+                ("SELECT %(x)s", {"x": 1}),
+                ("SELECT %(x)s", {"x": 2}),
+                ("SELECT %s::int + %s", (3, 1)),
+                ("SELECT CAST(%(a)s AS integer[])", {"a": [1, 2]}),
+                ("SELECT CAST(%(a)s AS integer[])", {"a": [1, 2]}),
+                ("SELECT abs(%(y)s)", {"y": 1}),
+                ("SELECT 2", None),
+                ("SELECT length(%(z)s)", {"z": "a"}),
+                ("SELECT length(%(z)s)", {"z": "a"}),
+                (INSERT, [{"name": "p"}, {"name": "q"}]),
+                (INSERT, [{"name": "p"}, {"name": "q"}]),
+                ("SELECT %(x)s", {"x": 1}),
+            ]
+            assert accelerated() is IMPLEMENTATION_IS_C
+        """.replace("IMPLEMENTATION_IS_C", "True" if listeners.accelerated() else "False")
+    )
+    project.runpytest("-o", "sqlaperf_n_plus_one=off").assert_outcomes(passed=1)

@@ -40,6 +40,7 @@ typedef struct {
     PyObject *loaded_by; /* id(InstanceState) -> serial (a dict) */
     PyObject *serials;   /* an iterator of serials */
     PyObject *after;     /* after_statement, or None */
+    PyObject *quiet;     /* what after_statement said brings nothing new (see call_after) */
     PyObject *key;       /* this state's key in each thread's state dict: the last serial */
 } State;
 
@@ -54,6 +55,7 @@ state_traverse(State *self, visitproc visit, void *arg)
     Py_VISIT(self->loaded_by);
     Py_VISIT(self->serials);
     Py_VISIT(self->after);
+    Py_VISIT(self->quiet);
     return 0;
 }
 
@@ -68,6 +70,7 @@ state_clear(State *self)
     Py_CLEAR(self->loaded_by);
     Py_CLEAR(self->serials);
     Py_CLEAR(self->after);
+    Py_CLEAR(self->quiet);
     return 0;
 }
 
@@ -99,8 +102,10 @@ state_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->loaded_by = PyDict_New();
     self->skipped = PySet_New(NULL);
     self->user = PySet_New(NULL);
+    self->quiet = PyDict_New();
     if (self->key == NULL || self->logs == NULL || self->sites == NULL
-        || self->loaded_by == NULL || self->skipped == NULL || self->user == NULL) {
+        || self->loaded_by == NULL || self->skipped == NULL || self->user == NULL
+        || self->quiet == NULL) {
         Py_DECREF(self);
         return NULL;
     }
@@ -143,6 +148,8 @@ static PyMemberDef state_members[] = {
     {"loaded_by", T_OBJECT_EX, offsetof(State, loaded_by), 0, "id(InstanceState) -> serial."},
     {"serials", T_OBJECT_EX, offsetof(State, serials), 0, "The serials' iterator."},
     {"after_statement", T_OBJECT_EX, offsetof(State, after), 0, "Called after each statement."},
+    {"quiet", T_OBJECT_EX, offsetof(State, quiet), 0,
+     "Fingerprint -> True, or a set of values keys: after_statement is not called for them."},
     {NULL}};
 
 static PyTypeObject StateType = {
@@ -473,6 +480,168 @@ append_record(State *state, PyObject *record, PyObject *serial)
     return 0;
 }
 
+/* An after_statement hook's answers (listeners.QUIET_VALUES and QUIET_SHAPE): the statement's
+ * values, or any values of its shape, bring it nothing new until the recorder forgets them. */
+#define QUIET_VALUES 1
+#define QUIET_SHAPE 2
+
+/* The key of a statement's values among its shape's quiet ones, as listeners._quiet_key and
+ * explain.values_key compute it: hash(tuple(values)) of a dict, a list or a tuple, hash(None)
+ * without parameters. NULL without an error when there is none: executemany, other forms,
+ * values that cannot be hashed (the hook is then called for every statement, as before). */
+static PyObject *
+quiet_key(Runner *self, PyObject *parameters)
+{
+    PyObject *values;
+    if (self->executemany) {
+        return NULL;
+    }
+    if (PyDict_CheckExact(parameters)) {
+        Py_ssize_t size = PyDict_GET_SIZE(parameters), position = 0, at = 0;
+        PyObject *key, *value;
+        values = PyTuple_New(size);
+        if (values == NULL) {
+            return NULL;
+        }
+        while (at < size && PyDict_Next(parameters, &position, &key, &value)) {
+            Py_INCREF(value);
+            PyTuple_SET_ITEM(values, at++, value);
+        }
+        if (at != size) { /* cannot happen: nothing runs between PyDict_Next calls */
+            Py_DECREF(values);
+            return NULL;
+        }
+    }
+    else if (PyList_CheckExact(parameters)) {
+        values = PyList_AsTuple(parameters);
+        if (values == NULL) {
+            return NULL;
+        }
+    }
+    else if (PyTuple_CheckExact(parameters) || parameters == Py_None) {
+        values = parameters;
+        Py_INCREF(values);
+    }
+    else {
+        return NULL;
+    }
+    Py_hash_t hash = PyObject_Hash(values);
+    Py_DECREF(values);
+    if (hash == -1) {
+        if (PyErr_ExceptionMatches(PyExc_Exception)) {
+            PyErr_Clear(); /* unhashable values: no key */
+        }
+        return NULL;
+    }
+    return PyLong_FromSsize_t(hash);
+}
+
+/* Hand the statement (its ten Statement fields) to the after_statement hook, unless the hook
+ * said before that its shape, or these values of it, bring nothing new (state->quiet, which
+ * the recorder empties at each test: listeners.Recorder.forget_quiet); note what it says
+ * now. 0, or -1 with an exception set. */
+static int
+call_after(Runner *self, State *state, PyObject *const fields[10], PyObject *cursor,
+           PyObject *context)
+{
+    PyObject *quiet = state->quiet, *fingerprint = fields[2], *after = state->after;
+    PyObject *key = NULL, *entry, *made = NULL, *root = NULL, *called = NULL;
+    int outcome = -1;
+    if (!PyDict_CheckExact(quiet)) {
+        PyErr_SetString(PyExc_TypeError, "State.quiet must be a dict");
+        return -1;
+    }
+    Py_INCREF(quiet); /* the hook may give the recorder new ones */
+    Py_INCREF(after);
+    entry = PyDict_GetItemWithError(quiet, fingerprint); /* borrowed, used before the call */
+    if (entry == NULL && PyErr_Occurred()) {
+        goto done;
+    }
+    if (entry == Py_True) { /* the shape is quiet */
+        outcome = 0;
+        goto done;
+    }
+    key = quiet_key(self, fields[4]);
+    if (key == NULL && PyErr_Occurred()) {
+        goto done;
+    }
+    if (key != NULL && entry != NULL && PyAnySet_Check(entry)) {
+        int found = PySet_Contains(entry, key);
+        if (found != 0) { /* these values are quiet, or an error */
+            outcome = found > 0 ? 0 : -1;
+            goto done;
+        }
+    }
+    {
+        PyObject *tuple = PyTuple_New(10);
+        if (tuple == NULL) {
+            goto done;
+        }
+        for (int i = 0; i < 10; i++) {
+            Py_INCREF(fields[i]);
+            PyTuple_SET_ITEM(tuple, i, fields[i]);
+        }
+        PyObject *pack = PyTuple_Pack(1, tuple);
+        Py_DECREF(tuple);
+        if (pack == NULL) {
+            goto done;
+        }
+        made = PyTuple_Type.tp_new((PyTypeObject *)self->statement_type, pack, NULL);
+        Py_DECREF(pack);
+    }
+    if (made == NULL) {
+        goto done;
+    }
+    root = PyObject_GetAttr(context, str_root_connection);
+    if (root == NULL) {
+        goto done;
+    }
+    called = PyObject_CallFunctionObjArgs(after, made, root, cursor, context, NULL);
+    if (called == NULL) {
+        goto done;
+    }
+    if (PyLong_CheckExact(called)) {
+        long verdict = PyLong_AsLong(called);
+        if (verdict == -1 && PyErr_Occurred()) {
+            goto done;
+        }
+        if (verdict == QUIET_SHAPE) {
+            if (PyDict_SetItem(quiet, fingerprint, Py_True) < 0) {
+                goto done;
+            }
+        }
+        else if (verdict == QUIET_VALUES && key != NULL) {
+            entry = PyDict_GetItemWithError(quiet, fingerprint); /* borrowed */
+            if (entry == NULL) {
+                if (PyErr_Occurred()) {
+                    goto done;
+                }
+                entry = PySet_New(NULL);
+                if (entry == NULL) {
+                    goto done;
+                }
+                int stored = PyDict_SetItem(quiet, fingerprint, entry);
+                Py_DECREF(entry); /* the dict holds it */
+                if (stored < 0) {
+                    goto done;
+                }
+            }
+            if (PySet_Check(entry) && PySet_Add(entry, key) < 0) {
+                goto done;
+            }
+        }
+    }
+    outcome = 0;
+done:
+    Py_XDECREF(key);
+    Py_XDECREF(made);
+    Py_XDECREF(root);
+    Py_XDECREF(called);
+    Py_DECREF(after);
+    Py_DECREF(quiet);
+    return outcome;
+}
+
 static PyObject *
 runner_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -653,34 +822,19 @@ runner_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyOb
     }
     if (state->after != Py_None) {
         /* the parameters as they are (what EXPLAIN reads), not as the record keeps them */
-        PyObject *after = state->after, *made = NULL, *root = NULL, *called = NULL;
-        Py_INCREF(after);
-        PyObject *fields = PyTuple_Pack(10, statement, PyTuple_GET_ITEM(shape, 1),
-                                        PyTuple_GET_ITEM(shape, 0), PyTuple_GET_ITEM(shape, 2),
-                                        parameters, rows, site, orm_load,
-                                        duration ? duration : Py_None,
-                                        rowcount ? rowcount : Py_None);
-        if (fields != NULL) {
-            PyObject *pack = PyTuple_Pack(1, fields);
-            if (pack != NULL) {
-                made = PyTuple_Type.tp_new((PyTypeObject *)self->statement_type, pack, NULL);
-                Py_DECREF(pack);
-            }
-            Py_DECREF(fields);
-        }
-        if (made != NULL) {
-            root = PyObject_GetAttr(context, str_root_connection);
-        }
-        if (root != NULL) {
-            called = PyObject_CallFunctionObjArgs(after, made, root, cursor, context, NULL);
-        }
-        Py_XDECREF(made);
-        Py_XDECREF(root);
-        Py_DECREF(after);
-        if (called == NULL) {
+        PyObject *fields[10] = {statement,
+                                PyTuple_GET_ITEM(shape, 1),
+                                PyTuple_GET_ITEM(shape, 0),
+                                PyTuple_GET_ITEM(shape, 2),
+                                parameters,
+                                rows,
+                                site,
+                                orm_load,
+                                duration ? duration : Py_None,
+                                rowcount ? rowcount : Py_None};
+        if (call_after(self, state, fields, cursor, context) < 0) {
             goto error;
         }
-        Py_DECREF(called);
     }
     Py_DECREF(result);
     result = Py_True;
@@ -844,6 +998,11 @@ PyInit__speedups(void)
     Py_INCREF(&StateType);
     if (PyModule_AddObject(module, "State", (PyObject *)&StateType) < 0) {
         Py_DECREF(&StateType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(module, "QUIET_VALUES", QUIET_VALUES) < 0
+        || PyModule_AddIntConstant(module, "QUIET_SHAPE", QUIET_SHAPE) < 0) {
         Py_DECREF(module);
         return NULL;
     }

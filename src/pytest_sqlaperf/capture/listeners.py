@@ -52,8 +52,19 @@ try:  # the listeners in C (_speedups.c), built at install when a C compiler is 
 except ImportError:  # without: the listeners run in Python, with the same results
     _speedups = None
 
-AfterStatement = Callable[[Statement, Connection, Any, Any], None]
-"""``(statement, connection, dbapi_cursor, execution_context)`` after a recorded statement ran."""
+AfterStatement = Callable[[Statement, Connection, Any, Any], "int | None"]
+"""``(statement, connection, dbapi_cursor, execution_context)`` after a recorded statement ran.
+
+It may answer :data:`QUIET_VALUES` or :data:`QUIET_SHAPE`: the listeners then do not call it
+again for the statement's values, or for its shape, until :meth:`Recorder.forget_quiet`.
+"""
+
+QUIET_VALUES = 1
+"""An after_statement hook's answer: statements of this shape with these values bring it
+nothing new (the plan checks: a plan this test has already taken in)."""
+QUIET_SHAPE = 2
+"""An after_statement hook's answer: no statement of this shape brings it anything new (a
+shape without a plan)."""
 
 _INSERTMANYVALUES = ExecuteStyle.INSERTMANYVALUES
 """Read once: an enum member read through its class costs ten times a module global."""
@@ -84,6 +95,10 @@ class Recorder:
         self._after: AfterStatement | None = None
         # what the C listeners read (see _speedups.c): kept equal to the attributes above
         self._state = _speedups.State(self._serials) if _speedups is not None else None
+        self._quiet: dict[str, Any] = {}
+        """What the hook said brings it nothing new: fingerprint -> True (the whole shape) or
+        the set of the keys of the values (:func:`_quiet_key`); the State's ``quiet`` too."""
+        self.forget_quiet()
         self._callsites = CallSiteFinder()
 
     @property
@@ -109,6 +124,14 @@ class Recorder:
         self._after = after
         if self._state is not None:
             self._state.after_statement = after
+        self.forget_quiet()
+
+    def forget_quiet(self) -> None:
+        """Call the after_statement hook again for every statement, whatever it answered
+        before (the plan checks: at the start of each test, whose plans it takes in anew)."""
+        self._quiet = {}
+        if self._state is not None:
+            self._state.quiet = self._quiet
 
     def _set_active(self, logs: tuple[QueryLog, ...]) -> None:
         # with self._switch held
@@ -220,6 +243,24 @@ calls SQLAlchemy's private methods itself could be skipped; its caller is then t
 _getframe = sys._getframe
 _new_statement = tuple.__new__
 """``tuple.__new__(Statement, values)``: a Statement without a Python-level constructor."""
+
+
+def _quiet_key(parameters: Any) -> int | None:
+    """The key of a statement's values among its shape's quiet ones: ``hash(tuple(values))``
+    as ``explain.values_key`` computes it, for a dict, a list, a tuple or None (no parameters);
+    None for other forms and for values that cannot be hashed (the hook is then called for
+    every statement). The C listener computes the same (``quiet_key`` in _speedups.c)."""
+    form = type(parameters)
+    try:
+        if form is dict:
+            return hash(tuple(parameters.values()))
+        if form is list:
+            return hash(tuple(parameters))
+        if form is tuple or parameters is None:
+            return hash(parameters)
+    except Exception:  # values that cannot be hashed (lists, dicts: arrays and JSON)
+        return None
+    return None
 
 
 def _insertmanyvalues_rows(context: Any, parameters: Any) -> int:
@@ -339,10 +380,25 @@ def _listener(name: str) -> Callable[..., bool]:
                 log._data.extend(record)
         after = recorder._after
         if after is not None:
-            # the parameters as they are (what EXPLAIN reads), not as the log's record keeps them
-            fields = (statement, shape.display_sql, shape.fingerprint, shape.kind, parameters, rows,
-                      site, orm_load, duration, rowcount)  # fmt: skip
-            after(_new_statement(Statement, fields), context.root_connection, cursor, context)
+            # unless the hook said the shape, or these values of it, bring it nothing new
+            quiet = recorder._quiet
+            fingerprint = shape.fingerprint
+            said = quiet.get(fingerprint)
+            if said is not True:
+                key = None if executemany else _quiet_key(parameters)
+                if key is None or said is None or key not in said:
+                    # the parameters as they are (what EXPLAIN reads), not as the log's
+                    # record keeps them
+                    fields = (statement, shape.display_sql, fingerprint, shape.kind, parameters,
+                              rows, site, orm_load, duration, rowcount)  # fmt: skip
+                    verdict = after(
+                        _new_statement(Statement, fields), context.root_connection, cursor, context
+                    )
+                    if type(verdict) is int:
+                        if verdict == QUIET_SHAPE:
+                            quiet[fingerprint] = True
+                        elif verdict == QUIET_VALUES and key is not None:
+                            quiet.setdefault(fingerprint, set()).add(key)
         return True
 
     if name == "do_execute_no_params":
