@@ -334,7 +334,7 @@ def _listener(name: str) -> Callable[..., bool]:
         shape = shape_of(statement)
         if executemany:
             rows = len(parameters)
-        elif context.execute_style is _INSERTMANYVALUES:
+        elif shape.kind == "insert" and context.execute_style is _INSERTMANYVALUES:
             rows = _insertmanyvalues_rows(context, parameters)
         else:
             rows = 1
