@@ -563,7 +563,7 @@ call_after(Runner *self, State *state, PyObject *const fields[10], PyObject *cur
     }
     Py_INCREF(quiet); /* the hook may give the recorder new ones */
     Py_INCREF(after);
-    entry = PyDict_GetItemWithError(quiet, fingerprint); /* borrowed, used before the call */
+    entry = PyDict_GetItemWithError(quiet, fingerprint); /* borrowed: no code runs between */
     if (entry == NULL && PyErr_Occurred()) {
         goto done;
     }
@@ -575,11 +575,18 @@ call_after(Runner *self, State *state, PyObject *const fields[10], PyObject *cur
     if (key == NULL && PyErr_Occurred()) {
         goto done;
     }
-    if (key != NULL && entry != NULL && PyAnySet_Check(entry)) {
-        int found = PySet_Contains(entry, key);
-        if (found != 0) { /* these values are quiet, or an error */
-            outcome = found > 0 ? 0 : -1;
+    if (key != NULL && entry != NULL) {
+        /* hashing the values may have run their __hash__: the entry again, after it */
+        entry = PyDict_GetItemWithError(quiet, fingerprint);
+        if (entry == NULL && PyErr_Occurred()) {
             goto done;
+        }
+        if (entry != NULL && PyAnySet_Check(entry)) {
+            int found = PySet_Contains(entry, key);
+            if (found != 0) { /* these values are quiet, or an error */
+                outcome = found > 0 ? 0 : -1;
+                goto done;
+            }
         }
     }
     {
