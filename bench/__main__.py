@@ -43,6 +43,7 @@ class Sizes:
     capture_rounds: int
     cost_statements: int
     cost_pairs: int
+    cost_in_process_rounds: int  # installed/uninstalled blocks per loop in each run with it
     warmup: bool
     competitor_tests: int
     competitor_rounds: int
@@ -51,6 +52,7 @@ class Sizes:
     instruction_n1: int
     instruction_n2: int
     instruction_repeat: bool  # count the run without the plugin twice, to show it repeats
+    instruction_seeds: tuple[str, ...]  # PYTHONHASHSEED values of the per-statement counts
     workload_instruction_tests: int  # the workload under callgrind: tests in the window
     workload_instruction_full: bool  # every variant, async too, and the other tools
     workload_instruction_seeds: tuple[str, ...]  # PYTHONHASHSEED values of our main variants
@@ -63,7 +65,8 @@ FULL = Sizes(
     capture_tests=250,
     capture_rounds=8,
     cost_statements=5000,
-    cost_pairs=5,
+    cost_pairs=15,
+    cost_in_process_rounds=20,
     warmup=True,
     competitor_tests=250,
     competitor_rounds=5,
@@ -72,6 +75,7 @@ FULL = Sizes(
     instruction_n1=300,
     instruction_n2=1300,
     instruction_repeat=True,
+    instruction_seeds=("0", "1", "2", "3", "4"),
     workload_instruction_tests=60,
     workload_instruction_full=True,
     workload_instruction_seeds=("0", "1", "2", "3", "4"),
@@ -84,6 +88,7 @@ QUICK = Sizes(
     capture_rounds=2,
     cost_statements=200,
     cost_pairs=2,
+    cost_in_process_rounds=2,
     warmup=False,
     competitor_tests=10,
     competitor_rounds=1,
@@ -92,6 +97,7 @@ QUICK = Sizes(
     instruction_n1=50,
     instruction_n2=150,
     instruction_repeat=False,
+    instruction_seeds=("0",),
     workload_instruction_tests=2,
     workload_instruction_full=False,
     workload_instruction_seeds=("0",),
@@ -241,12 +247,13 @@ def _listener_notes(results: dict[str, Any]) -> list[str]:
             )
         notes.append(
             "The statement listener in C (`_speedups.c`, the default where a C compiler built "
-            "it) against the same listener in Python (`SQLAPERF_PURE_PYTHON=1`), seed 0: "
+            "it) against the same listener in Python (`SQLAPERF_PURE_PYTHON=1`), mean over "
+            f"the hash seeds {', '.join(counted.get('seeds', ['0']))}: "
             + "; ".join(per_loop)
             + ". The ORM loop's figures swing by tens of thousands of instructions with memory "
             "layout (hash seed, code size): SQLAlchemy's attribute reads miss the interpreter's "
             "type attribute cache more or less often depending on which entries collide; the "
-            "workload's counts below average five seeds for that reason."
+            "counts average several seeds for that reason."
         )
     workload = results.get("workload_instructions", {})
     if report.measured(workload):
@@ -325,8 +332,7 @@ def run(
             else:
                 results["competitors"] = {"skipped": "--no-competitors"}
             results["statement_cost"] = _statement_cost(project, environment, sizes)
-            _progress("profile of the capture path")
-            results["capture_profile"] = profile.measure(project, environment)
+            results["capture_profile"] = _profile(project, environment)
             _progress(f"memory over {sizes.memory_tests} tests")
             results["memory"] = memory.measure(workdir, environment, sizes.memory_tests)
             results["instructions"] = _instructions(workdir, server.url, sizes)
@@ -365,8 +371,13 @@ def _startup(
 def _statement_cost(project: Path, environment: dict[str, str], sizes: Sizes) -> dict[str, Any]:
     _progress("cost per statement")
     return overhead.measure_statement_cost(
-        project, environment, sizes.cost_statements, sizes.cost_pairs
+        project, environment, sizes.cost_statements, sizes.cost_pairs, sizes.cost_in_process_rounds
     )
+
+
+def _profile(project: Path, environment: dict[str, str]) -> dict[str, Any]:
+    _progress("profile of the capture path")
+    return profile.measure(project, environment)
 
 
 def _instructions(workdir: Path, url: str, sizes: Sizes) -> dict[str, Any]:
@@ -377,12 +388,14 @@ def _instructions(workdir: Path, url: str, sizes: Sizes) -> dict[str, Any]:
         sizes.instruction_n1,
         sizes.instruction_n2,
         repeat=sizes.instruction_repeat,
+        seeds=sizes.instruction_seeds,
     )
 
 
 def _workload(workdir: Path, sizes: Sizes) -> Path:
     return write_project(
-        workdir / "workload", workload_project(sizes.capture_tests, sizes.cost_statements)
+        workdir / "workload",
+        workload_project(sizes.capture_tests, sizes.cost_statements, sizes.cost_in_process_rounds),
     )
 
 
@@ -434,18 +447,22 @@ def rerun(
             results.update(found)
             replaced += found
             measured += [name for name, figures in found.items() if "skipped" not in figures]
-        if "statement_cost" in sections or "instructions" in sections:
+        if {"statement_cost", "capture_profile", "instructions"} & set(sections):
             with bench_server(workdir / "clusters") as server:
+                environment = {
+                    "BENCH_DATABASE_URL": server.url,
+                    "BENCH_ASYNC_DATABASE_URL": server.async_url,
+                }
+                if "statement_cost" in sections or "capture_profile" in sections:
+                    project = _workload(workdir, sizes)
                 if "statement_cost" in sections:
-                    environment = {
-                        "BENCH_DATABASE_URL": server.url,
-                        "BENCH_ASYNC_DATABASE_URL": server.async_url,
-                    }
-                    results["statement_cost"] = _statement_cost(
-                        _workload(workdir, sizes), environment, sizes
-                    )
+                    results["statement_cost"] = _statement_cost(project, environment, sizes)
                     measured.append("statement_cost")
                     replaced.append("statement_cost")
+                if "capture_profile" in sections:
+                    results["capture_profile"] = _profile(project, environment)
+                    measured.append("capture_profile")
+                    replaced.append("capture_profile")
                 if "instructions" in sections:
                     results["instructions"] = _instructions(workdir, server.url, sizes)
                     measured.append("instructions")

@@ -62,12 +62,18 @@ METHOD = (
     "N2 times, then the ORM loop N1 and N2 times (100 distinct ids), and callgrind dumps its "
     "counters between the loops (`--dump-before={marker}`, the script calls `os.getppid()` "
     "there). Instructions per statement = (count for N2 - count for N1) / (N2 - N1): start-up, "
-    "imports and set-up cancel out. Each variant runs in a process of its own, with "
-    "`PYTHONHASHSEED=0`. The count does not depend on the machine's load: the same "
+    "imports and set-up cancel out. Each variant runs in a process of its own, once per "
+    "`PYTHONHASHSEED` ({seeds}). The count does not depend on the machine's load: the same "
     "interpreter and libraries on the same inputs execute the same instructions, so small "
-    "differences that timing on this shared 2-core machine cannot resolve show here. It does "
-    "not weigh instructions (a cache miss costs more than an add) nor see waiting on the "
-    "server; the timed cost per statement above does."
+    "differences that timing on this shared 2-core machine cannot resolve show here. But it "
+    "depends on where the interpreter's data land: which of SQLAlchemy's attribute reads "
+    "collide in CPython's 4,096-entry type-attribute cache and then walk its deep class "
+    "hierarchies. Any change to the process (a hash seed, a module imported) draws another "
+    "layout, which moves the ORM loop by up to tens of thousands of instructions with or "
+    "without the plugin; so a variant's added count is the mean, over the seeds, of its "
+    "count less the count without the plugin with the same seed, with the range beside it. "
+    "It does not weigh instructions (a cache miss costs more than an add) nor see waiting on "
+    "the server; the timed cost per statement above does."
 )
 
 SCRIPT = '''\
@@ -237,14 +243,14 @@ def _callgrind(
         return [_totals(path) for _, path in found], int(collected.group(1)), completed.stdout
 
 
-def _run(script: Path, url: str, variant: str, n1: int, n2: int) -> dict[str, Any]:
+def _run(script: Path, url: str, variant: str, n1: int, n2: int, seed: str) -> dict[str, Any]:
     """Run the script for one variant under callgrind; its counted parts and its checks."""
     parts, collected, stdout = _callgrind(
         [sys.executable, str(script), variant, str(n1), str(n2), str(WARMUP)],
         cwd=script.parent,
-        environment=child_environment({"BENCH_DATABASE_URL": url, "PYTHONHASHSEED": "0"}),
+        environment=child_environment({"BENCH_DATABASE_URL": url, "PYTHONHASHSEED": seed}),
         dumps=DUMPS,
-        label=f"the {variant} loops",
+        label=f"the {variant} loops (seed {seed})",
         timeout=TIMEOUT,
     )
     checks: dict[str, Any] = {}
@@ -280,48 +286,64 @@ def _check(variant: str, run: dict[str, Any], n1: int, n2: int) -> None:
         raise BenchError("the engine listeners were not called on the script's connection")
 
 
-def measure(workdir: Path, url: str, n1: int, n2: int, *, repeat: bool) -> dict[str, Any]:
-    """Instructions per statement of each loop in each variant; ``{"skipped": why}`` if none.
+def measure(
+    workdir: Path, url: str, n1: int, n2: int, *, repeat: bool, seeds: Sequence[str] = ("0",)
+) -> dict[str, Any]:
+    """Instructions per statement of each loop in each variant, once per hash seed in
+    ``seeds``; ``{"skipped": why}`` if none.
 
-    The variants run two at a time (the counts do not depend on the load); with ``repeat``,
-    the variant without the plugin runs twice, to show how exactly the count repeats.
+    The runs go two at a time (the counts do not depend on the load); with ``repeat``, the
+    variant without the plugin runs twice with the first seed, to show how exactly the count
+    repeats.
     """
     reason = available()
     if reason is not None:
         return {"skipped": reason}
+    if not seeds:
+        raise BenchError("the instruction counts need at least one hash seed")
     directory = write_project(workdir / "instructions", {"models.py": MODELS, "loops.py": SCRIPT})
     script = directory / "loops.py"
-    jobs = [*VARIANTS, *(["none"] if repeat else [])]
+    jobs = [(variant, seed) for seed in seeds for variant in VARIANTS]
+    if repeat:
+        jobs.append(("none", seeds[0]))
     with ThreadPoolExecutor(max_workers=2) as pool:
-        finished = list(pool.map(lambda variant: _run(script, url, variant, n1, n2), jobs))
-    runs = dict(zip(VARIANTS, finished, strict=False))
-    repeated = finished[len(VARIANTS)] if repeat else None
-    for variant, run in runs.items():
+        finished = list(pool.map(lambda job: _run(script, url, job[0], n1, n2, job[1]), jobs))
+    runs: dict[str, dict[str, Any]] = {variant: {} for variant in VARIANTS}
+    for (variant, seed), run in zip(jobs[: len(VARIANTS) * len(seeds)], finished, strict=False):
         _check(variant, run, n1, n2)
-    summary: dict[str, dict[str, dict[str, float]]] = {}
+        runs[variant][seed] = run
+    repeated = finished[-1] if repeat else None
+    summary: dict[str, dict[str, dict[str, Any]]] = {}
     for loop in LOOPS:
-        base = runs["none"]["per_statement"][loop]
-        summary[loop] = {
-            variant: {
-                "instructions": run["per_statement"][loop],
-                "added": run["per_statement"][loop] - base,
-                "added_percent": (run["per_statement"][loop] / base - 1) * 100,
+        summary[loop] = {}
+        for variant, by_seed in runs.items():
+            counts = [by_seed[seed]["per_statement"][loop] for seed in seeds]
+            added = [
+                by_seed[seed]["per_statement"][loop] - runs["none"][seed]["per_statement"][loop]
+                for seed in seeds
+            ]
+            base = statistics.fmean(runs["none"][seed]["per_statement"][loop] for seed in seeds)
+            summary[loop][variant] = {
+                "instructions": statistics.fmean(counts),
+                "per_seed": counts,
+                "added": statistics.fmean(added),
+                "added_range": [min(added), max(added)],
+                "added_percent": statistics.fmean(added) / base * 100,
             }
-            for variant, run in runs.items()
-        }
     repeat_difference = (
         {
-            loop: repeated["per_statement"][loop] - runs["none"]["per_statement"][loop]
+            loop: repeated["per_statement"][loop] - runs["none"][seeds[0]]["per_statement"][loop]
             for loop in LOOPS
         }
         if repeated is not None
         else None
     )
     return {
-        "method": METHOD.format(warmup=WARMUP, marker=MARKER_SYMBOL),
+        "method": METHOD.format(warmup=WARMUP, marker=MARKER_SYMBOL, seeds=", ".join(seeds)),
         "n1": n1,
         "n2": n2,
         "warmup": WARMUP,
+        "seeds": list(seeds),
         "variants": VARIANTS,
         "loops": LOOP_LABELS,
         "samples": {"runs": runs, "repeat_of_none": repeated},

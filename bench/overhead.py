@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,13 @@ STATEMENT_METHOD = (
     "plugin (default checks) and without it alternate, and the added cost is the paired "
     "difference, median over the pairs. Without the plugin the test also times the Core loop "
     "with a no-op `before_cursor_execute` listener and the ORM loop with a no-op "
-    "`do_orm_execute` listener: SQLAlchemy's own price for dispatching to any listener."
+    "`do_orm_execute` listener: SQLAlchemy's own price for dispatching to any listener. "
+    "Each run loads or leaves out the whole plugin, which moves where the interpreter's data "
+    "land (hence a spread of several µs even for the raw control, which the plugin never "
+    "sees); so the runs with the plugin also time, in the same process, blocks of M/12 "
+    "statements with the recorder installed and uninstalled (no listener at all) in "
+    "alternation, {rounds} rounds per loop: the listeners' own work, median and quartiles "
+    "over the blocks of every run."
 )
 
 # variant -> (label, plugin loaded, extra pytest arguments)
@@ -251,8 +258,20 @@ def measure_capture(
     return result
 
 
+def _quartiles(values: list[float]) -> dict[str, float | int]:
+    """Median and quartiles of ``values`` (empty: no figures)."""
+    if len(values) < 2:
+        return {"count": len(values)}
+    low, median, high = statistics.quantiles(values, n=4)
+    return {"count": len(values), "median": median, "q1": low, "q3": high}
+
+
 def measure_statement_cost(
-    project: Path, environment: Mapping[str, str], statements: int, pairs: int
+    project: Path,
+    environment: Mapping[str, str],
+    statements: int,
+    pairs: int,
+    in_process_rounds: int = 2,
 ) -> dict[str, Any]:
     """µs per statement of each loop, with and without the plugin, in alternating pairs."""
     samples = []
@@ -268,6 +287,10 @@ def measure_statement_cost(
                 for name in names
                 for clock in ("", "_cpu")
             }
+            if plugin:
+                pair[variant].update(
+                    {f"{loop}_in_process": run.results[f"{loop}_in_process"] for loop in LOOPS}
+                )
         samples.append(pair)
     loops: dict[str, Any] = {}
     for loop in LOOPS:
@@ -279,6 +302,16 @@ def measure_statement_cost(
             loops[loop][f"added_us{clock}"] = summary(
                 [pair["with"][key] - pair["without"][key] for pair in samples]
             )
+    in_process = {
+        loop: _quartiles(
+            [
+                difference * 1e6
+                for pair in samples
+                for difference in pair["with"].get(f"{loop}_in_process", [])
+            ]
+        )
+        for loop in LOOPS
+    }
     idle_listeners = {
         name: {
             f"added_us{clock}": summary(
@@ -289,9 +322,9 @@ def measure_statement_cost(
         for name, base in IDLE_LISTENER_LOOPS.items()
     }
     return {
-        "method": STATEMENT_METHOD,
+        "method": STATEMENT_METHOD.format(rounds=in_process_rounds),
         "statements": statements,
         "pairs": pairs,
         "samples": samples,
-        "summary": {"loops": loops, "idle_listeners": idle_listeners},
+        "summary": {"loops": loops, "idle_listeners": idle_listeners, "in_process": in_process},
     }

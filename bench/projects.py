@@ -520,6 +520,8 @@ from models import User
 
 STATEMENTS = {statements}
 WARMUP = 50
+IN_PROCESS_ROUNDS = {in_process_rounds}
+IN_PROCESS_BLOCK = max(10, STATEMENTS // 12)
 
 
 def _ignore(*args):
@@ -556,7 +558,30 @@ def test_statement_cost(session, bench_results, request):
 
     for name, loop in (("raw", raw), ("core", core), ("orm", orm)):
         timed(name, loop)
-    if not request.config.pluginmanager.has_plugin("sqlaperf"):
+    if request.config.pluginmanager.has_plugin("sqlaperf"):
+        # In this one process: blocks with the recorder installed (recording into this
+        # test's log, the plan checks on) and uninstalled (no listener at all) alternate, so
+        # the difference holds the listeners' work and not the process's memory layout.
+        from pytest_sqlaperf.plugin import plugin_of
+
+        recorder = plugin_of(request.config).recorder
+        for name, loop in (("raw", raw), ("core", core), ("orm", orm)):
+            differences = []
+            for round_ in range(IN_PROCESS_ROUNDS):
+                spent = {{}}
+                for installed in (True, False) if round_ % 2 == 0 else (False, True):
+                    if not installed:
+                        recorder.uninstall()
+                    try:
+                        started = time.process_time()
+                        loop(IN_PROCESS_BLOCK)
+                        spent[installed] = time.process_time() - started
+                    finally:
+                        if not installed:
+                            recorder.install()
+                differences.append((spent[True] - spent[False]) / IN_PROCESS_BLOCK)
+            bench_results[f"{{name}}_in_process"] = differences
+    else:
         # What SQLAlchemy itself charges for having any listener at all, whatever it does.
         for target, name, loop in (
             (Engine, "before_cursor_execute", core),
@@ -594,7 +619,7 @@ def pytest_configure(config):
 '''
 
 
-def workload_project(tests: int, statements: int) -> dict[str, str]:
+def workload_project(tests: int, statements: int, in_process_rounds: int = 2) -> dict[str, str]:
     """The ORM suite (sync and async modules) on engines of its own, and the statement loops."""
     return {
         "pytest.ini": WORKLOAD_INI,
@@ -604,5 +629,7 @@ def workload_project(tests: int, statements: int) -> dict[str, str]:
         "conftest.py": TIMING_CONFTEST + WORKLOAD_CONFTEST,
         "test_sync_workload.py": WORKLOAD_SYNC_TEST.format(tests=tests),
         "test_async_workload.py": WORKLOAD_ASYNC_TEST.format(tests=tests),
-        "test_statement_cost.py": STATEMENT_COST_TEST.format(statements=statements),
+        "test_statement_cost.py": STATEMENT_COST_TEST.format(
+            statements=statements, in_process_rounds=in_process_rounds
+        ),
     }

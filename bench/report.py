@@ -305,9 +305,10 @@ _SECTION_TITLES = {
     "startup": "our start-up (cold and warm)",
     "pytest_postgresql_startup": "pytest-postgresql's start-up",
     "statement_cost": "the cost per statement (timed)",
+    "capture_profile": "the profile of the capture path",
     "instructions": "the cost per statement in client instructions",
 }
-RERUNNABLE = ("startup", "statement_cost", "instructions")
+RERUNNABLE = ("startup", "statement_cost", "capture_profile", "instructions")
 """Sections ``python -m bench --rerun`` measures again (each with its comparisons)."""
 
 
@@ -572,6 +573,26 @@ def render_markdown(results: dict[str, Any]) -> str:
             for name, figures in cost["summary"]["idle_listeners"].items()
         ],
     )
+    in_process = cost["summary"].get("in_process")
+    if in_process and all("median" in figures for figures in in_process.values()):
+        lines += [
+            "",
+            "In the runs with the plugin, the recorder installed against uninstalled, in "
+            "alternating blocks of one process:",
+            "",
+        ]
+        lines += _table(
+            ["Loop", "Blocks", "CPU µs added, median", "quartiles"],
+            [
+                [
+                    labels[loop],
+                    str(figures["count"]),
+                    f"{figures['median']:.1f}",
+                    f"{figures['q1']:.1f} .. {figures['q3']:.1f}",
+                ]
+                for loop, figures in in_process.items()
+            ],
+        )
     lines += _instructions_section(results["instructions"])
     if "workload_instructions" in results:
         lines += _workload_instructions_section(results["workload_instructions"])
@@ -727,20 +748,35 @@ def _instructions_section(counted: dict[str, Any]) -> list[str]:
         + ".",
         "",
     ]
+    seeds = counted.get("seeds", ["0"])
     rows = []
     for loop, variants in counted["summary"]["per_statement"].items():
         for variant, figures in variants.items():
+            per_seed = figures.get("per_seed", [figures["instructions"]])
+            low, high = figures.get("added_range", [figures["added"]] * 2)
             rows.append(
                 [
                     counted["loops"][loop],
                     variant,
-                    f"{figures['instructions']:,.0f}",
-                    "-" if variant == "none" else f"{figures['added']:+,.0f}",
+                    f"{figures['instructions']:,.0f}"
+                    + (f" ({', '.join(f'{n:,.0f}' for n in per_seed)})" if len(seeds) > 1 else ""),
+                    "-"
+                    if variant == "none"
+                    else f"{figures['added']:+,.0f}"
+                    + (f" ({low:+,.0f} .. {high:+,.0f})" if len(seeds) > 1 else ""),
                     "-" if variant == "none" else f"{figures['added_percent']:+.1f} %",
                 ]
             )
+    several = len(seeds) > 1
     lines += _table(
-        ["Loop", "Variant", "Instructions per statement", "Added over none", "Added, %"], rows
+        [
+            "Loop",
+            "Variant",
+            "Instructions per statement" + (" (mean; per seed)" if several else ""),
+            "Added over none" + (" (mean; range over seeds)" if several else ""),
+            "Added, %",
+        ],
+        rows,
     )
     repeat = counted["summary"]["repeat_difference"]
     if repeat is not None:
