@@ -263,14 +263,12 @@ run_statement(Runner *self, PyObject *dialect, PyObject *const *args, Py_ssize_t
         only_ours = count == 1;
     }
     Py_DECREF(listeners);
-    if (only_ours) {
-        PyObject *method = PyObject_GetAttr(dialect, self->name);
-        if (method == NULL) {
-            return NULL;
+    if (only_ours) { /* dialect.<event>(*args), without making the bound method */
+        PyObject *stack[5] = {dialect, NULL, NULL, NULL, NULL};
+        for (Py_ssize_t i = 0; i < nargs && i < 4; i++) {
+            stack[i + 1] = args[i];
         }
-        PyObject *result = PyObject_Vectorcall(method, args, nargs, NULL);
-        Py_DECREF(method);
-        return result;
+        return PyObject_VectorcallMethod(self->name, stack, (size_t)nargs + 1, NULL);
     }
     PyObject *arguments = PyTuple_New(nargs);
     if (arguments == NULL) {
